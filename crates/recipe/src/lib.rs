@@ -1,0 +1,1 @@
+//! Singularity/Apptainer definition files: parse, render, discover.

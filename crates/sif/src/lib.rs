@@ -1,0 +1,1 @@
+//! The Singularity Image Format (SIF): read, verify, write.
