@@ -1,0 +1,224 @@
+//! Settings: built-in defaults, overridden by the TOML file, overridden by
+//! flags and their `SREG_*` environment twins.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::cli::{CommonArgs, ServeArgs};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
+pub const DEFAULT_DATA_DIR: &str = "./sreg-data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("listen address {value:?} is not of the form HOST:PORT ({source})")]
+    Listen {
+        value: String,
+        source: std::net::AddrParseError,
+    },
+    #[error("public URL {value:?} is not an http(s) URL")]
+    PublicUrl { value: String },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The TOML file. Unknown keys are refused so that a typo does not silently
+/// leave a setting at its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub storage: Option<String>,
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub registry: RegistrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// Name shown on pages and in API answers.
+    pub name: String,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            name: "sreg".into(),
+        }
+    }
+}
+
+/// Fully resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub storage_url: String,
+    pub public_url: Url,
+    pub registry: RegistrySettings,
+}
+
+impl Config {
+    /// Resolves settings and creates the data directory, which the embedded
+    /// defaults (SQLite file, blob folder) live in.
+    pub fn load(common: &CommonArgs, serve: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &common.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+
+        let listen_str = pick(&serve.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_str
+            .parse()
+            .map_err(|source| ConfigError::Listen {
+                value: listen_str.clone(),
+                source,
+            })?;
+
+        let data_dir = pick(&common.data_dir, &file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        // Absolute, so that the derived URLs do not depend on the working directory.
+        let data_dir = std::path::absolute(&data_dir).map_err(|source| ConfigError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+
+        let database_url = pick(&common.database, &file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("sreg.db").display()));
+        let storage_url = pick(&common.storage, &file.storage)
+            .unwrap_or_else(|| file_url(&data_dir.join("blobs")));
+
+        let public_str =
+            pick(&serve.public_url, &file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = Url::parse(&public_str)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or(ConfigError::PublicUrl { value: public_str })?;
+
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url,
+            storage_url,
+            public_url,
+            registry: file.registry,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source: Box::new(source),
+    })
+}
+
+fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
+    flag.clone().or_else(|| file.clone())
+}
+
+fn file_url(path: &Path) -> String {
+    Url::from_directory_path(path)
+        .map(String::from)
+        .unwrap_or_else(|_| format!("file://{}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(dir: &Path) -> CommonArgs {
+        CommonArgs {
+            data_dir: Some(dir.join("data")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_derive_from_data_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Config::load(&common(tmp.path()), &ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.data_dir.is_dir());
+        assert_eq!(
+            c.database_url,
+            format!("sqlite://{}/sreg.db", c.data_dir.display())
+        );
+        assert_eq!(c.storage_url, format!("file://{}/blobs/", c.data_dir.display()));
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8700/");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("sreg.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://reg.example.org\"\n[registry]\nname = \"Lab\"\n",
+        )
+        .unwrap();
+        let mut args = common(tmp.path());
+        args.config = Some(file);
+        let serve = ServeArgs {
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&args, &serve).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.public_url.as_str(), "https://reg.example.org/");
+        assert_eq!(c.registry.name, "Lab");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("sreg.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let mut args = common(tmp.path());
+        args.config = Some(file);
+        let err = Config::load(&args, &ServeArgs::default()).unwrap_err();
+        assert!(err.to_string().contains("unknown field `lisen`"), "{err}");
+
+        let serve = ServeArgs {
+            listen: Some("nowhere".into()),
+            ..Default::default()
+        };
+        let err = Config::load(&common(tmp.path()), &serve).unwrap_err();
+        assert!(matches!(err, ConfigError::Listen { .. }), "{err}");
+
+        let serve = ServeArgs {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        let err = Config::load(&common(tmp.path()), &serve).unwrap_err();
+        assert!(matches!(err, ConfigError::PublicUrl { .. }), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! The registry server as a library, so that tests can start it in-process.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod logging;
+pub mod serve;
+pub mod storage;

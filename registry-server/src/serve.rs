@@ -1,0 +1,100 @@
+//! Start-up: open the database and storage, then serve HTTP until a signal.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::db::{Database, redact};
+use crate::http;
+use crate::storage::Storage;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Database,
+    pub storage: Storage,
+}
+
+impl AppState {
+    /// Opens and migrates the database and opens the storage.
+    pub async fn open(config: Config) -> Result<Self> {
+        let db = open_database(&config).await?;
+        let storage = Storage::open(&config.storage_url)
+            .with_context(|| format!("opening storage {}", config.storage_url))?;
+        storage
+            .ping()
+            .await
+            .with_context(|| format!("reaching storage {}", config.storage_url))?;
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            storage,
+        })
+    }
+}
+
+async fn open_database(config: &Config) -> Result<Database> {
+    let shown = redact(&config.database_url);
+    let db = Database::connect(&config.database_url)
+        .await
+        .with_context(|| format!("connecting to {shown}"))?;
+    db.migrate()
+        .await
+        .with_context(|| format!("migrating {shown}"))?;
+    Ok(db)
+}
+
+/// `sreg-server migrate`.
+pub async fn migrate_only(config: &Config) -> Result<()> {
+    let db = open_database(config).await?;
+    tracing::info!(backend = db.backend(), "database schema is up to date");
+    Ok(())
+}
+
+/// `sreg-server serve`.
+pub async fn run(config: Config) -> Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    serve_on(listener, config, shutdown_signal()).await
+}
+
+/// Serves on an already bound listener until `shutdown` completes; tests use
+/// it with port 0.
+pub async fn serve_on(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let state = AppState::open(config).await?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        public_url = %state.config.public_url,
+        database = state.db.backend(),
+        data_dir = %state.config.data_dir.display(),
+        "sreg-server ready"
+    );
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}
