@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "sreg-server", version, about = "The sreg Singularity/Apptainer image registry")]
+#[command(
+    name = "sreg-server",
+    version,
+    about = "The sreg Singularity/Apptainer image registry"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

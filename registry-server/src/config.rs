@@ -88,12 +88,10 @@ impl Config {
         };
 
         let listen_str = pick(&serve.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen = listen_str
-            .parse()
-            .map_err(|source| ConfigError::Listen {
-                value: listen_str.clone(),
-                source,
-            })?;
+        let listen = listen_str.parse().map_err(|source| ConfigError::Listen {
+            value: listen_str.clone(),
+            source,
+        })?;
 
         let data_dir = pick(&common.data_dir, &file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
@@ -172,7 +170,10 @@ mod tests {
             c.database_url,
             format!("sqlite://{}/sreg.db", c.data_dir.display())
         );
-        assert_eq!(c.storage_url, format!("file://{}/blobs/", c.data_dir.display()));
+        assert_eq!(
+            c.storage_url,
+            format!("file://{}/blobs/", c.data_dir.display())
+        );
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8700/");
     }
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +52,12 @@ impl Storage {
         })
     }
 
-    /// A cheap request that fails when the store is unreachable or denies us.
+    /// Writes and deletes a tiny object: fails when the store is unreachable,
+    /// denies us, or cannot take writes (a registry that cannot write is down).
     pub async fn ping(&self) -> Result<(), StorageError> {
-        self.store.list_with_delimiter(Some(&self.prefix)).await?;
+        let probe = self.prefix.clone().join(".healthz");
+        self.store.put(&probe, "ok".into()).await?;
+        self.store.delete(&probe).await?;
         Ok(())
     }
 }
