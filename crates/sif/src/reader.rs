@@ -108,8 +108,13 @@ impl<R: Read + Seek> Sif<R> {
         inner
             .seek(SeekFrom::Start(table_start))
             .map_err(SifError::io("seeking to descriptor table"))?;
-        // Buffered so a 48-entry table is a handful of reads, not 48.
-        let mut table = BufReader::with_capacity(64 * 1024, &mut inner);
+        // Buffered so a 48-entry table is a handful of reads, not 48, and
+        // limited so buffering never reads past the table into object data.
+        let table_len = (count * DESCRIPTOR_LEN) as u64;
+        let mut table = BufReader::with_capacity(
+            table_len.clamp(1, 64 * 1024) as usize,
+            (&mut inner).take(table_len),
+        );
         let mut db = [0u8; DESCRIPTOR_LEN];
         for index in 0..count {
             table.read_exact(&mut db).map_err(|e| match e.kind() {
