@@ -60,6 +60,10 @@ pub enum ErrorKind {
     #[error("`%files from {stage}` names no earlier stage: expected {expected}")]
     UnknownStage { stage: String, expected: String },
     #[error(
+        "`%files from {stage}` names the stage at line {stage_line}, which is this one or a later one: expected an earlier stage"
+    )]
+    LaterStage { stage: String, stage_line: usize },
+    #[error(
         "stage name `{name}` is already used by the stage at line {first_line}: expected unique `Stage:` names"
     )]
     DuplicateStage { name: String, first_line: usize },

@@ -32,7 +32,11 @@ impl Report {
 
 pub(crate) fn parse(text: &str) -> Result<Definition, ParseError> {
     let (mut def, mut report) = parse_tree(text);
-    crate::validate::check(&def, &mut report);
+    // Syntax errors come first: a semantic error after one is often its echo
+    // (a `From` line without colon reads as a missing `From`).
+    if report.errors.is_empty() {
+        crate::validate::check(&def, &mut report);
+    }
     report.errors.sort_by_key(|e| (e.line, e.column));
     if let Some(first) = report.errors.into_iter().next() {
         return Err(first);

@@ -13,7 +13,7 @@ pub(crate) fn check(def: &Definition, report: &mut Report) {
     let mut stage_names: BTreeMap<String, usize> = BTreeMap::new();
     for stage in &def.stages {
         check_header(stage, report);
-        check_sections(stage, &stage_names, report);
+        check_sections(def, stage, &stage_names, report);
         if let Some(f) = stage.header.field("stage") {
             let name = f.value.clone();
             if !name.is_empty() {
@@ -56,7 +56,7 @@ fn check_header(stage: &Stage, report: &mut Report) {
                 ),
             );
         }
-        if f.value.is_empty() && matches!(f.name().as_str(), "from" | "stage") {
+        if f.value.is_empty() && f.name() == "stage" {
             report.error(
                 f.line,
                 1,
@@ -119,12 +119,17 @@ fn value_column(text: &str) -> usize {
     }
 }
 
-fn check_sections(stage: &Stage, earlier: &BTreeMap<String, usize>, report: &mut Report) {
+fn check_sections(
+    def: &Definition,
+    stage: &Stage,
+    earlier: &BTreeMap<String, usize>,
+    report: &mut Report,
+) {
     let mut first_of: HashMap<(SectionKind, Option<&str>), &Section> = HashMap::new();
     for s in &stage.sections {
         let name = s.kind.name();
         match s.kind {
-            SectionKind::Files => check_files_args(stage, s, earlier, report),
+            SectionKind::Files => check_files_args(def, stage, s, earlier, report),
             SectionKind::AppFiles => {}
             SectionKind::Pre => report.warn(
                 s.line,
@@ -194,6 +199,7 @@ fn section_label(s: &Section) -> String {
 }
 
 fn check_files_args(
+    def: &Definition,
     stage: &Stage,
     s: &Section,
     earlier: &BTreeMap<String, usize>,
@@ -211,6 +217,23 @@ fn check_files_args(
         return;
     };
     if earlier.contains_key(from) {
+        return;
+    }
+    let later = def
+        .stages
+        .get(stage.index..)
+        .unwrap_or_default()
+        .iter()
+        .find(|st| st.name() == Some(from));
+    if let Some(later) = later {
+        report.error(
+            s.line,
+            1,
+            ErrorKind::LaterStage {
+                stage: from.to_owned(),
+                stage_line: later.line,
+            },
+        );
         return;
     }
     let expected = if stage.index == 0 {
