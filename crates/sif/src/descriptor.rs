@@ -324,6 +324,8 @@ impl Descriptor {
 
 /// Kind-specific metadata, decoded according to the object's kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Short-lived values; boxing the 256-byte signature entity would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Extra {
     /// The kind keeps nothing in its extra area.
     None,

@@ -348,8 +348,8 @@ pub struct WriteSummary {
 /// use std::io::Cursor;
 /// let mut out = Cursor::new(Vec::new());
 /// SifBuilder::new()
-///     .add(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]))
-///     .add(ObjectInput::primary_squashfs(&[0u8; 100][..], Arch::AMD64))
+///     .object(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]))
+///     .object(ObjectInput::primary_squashfs(&[0u8; 100][..], Arch::AMD64))
 ///     .write(&mut out)?;
 /// let mut sif = Sif::from_reader(out)?;
 /// sif.verify()?;
@@ -415,7 +415,7 @@ impl<'a> SifBuilder<'a> {
     }
 
     /// Appends an object; ids are assigned 1, 2, ... in this order.
-    pub fn add(mut self, input: ObjectInput<'a>) -> Self {
+    pub fn object(mut self, input: ObjectInput<'a>) -> Self {
         self.inputs.push(input);
         self
     }

@@ -36,9 +36,9 @@ fn small_image() -> Vec<u8> {
     SifBuilder::new()
         .id(Uuid::from_u128(7))
         .time(T0)
-        .add(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]))
-        .add(ObjectInput::labels(&br#"{"a":"1"}"#[..]))
-        .add(ObjectInput::primary_squashfs(&[1u8; 3000][..], Arch::AMD64).name("rootfs"))
+        .object(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]))
+        .object(ObjectInput::labels(&br#"{"a":"1"}"#[..]))
+        .object(ObjectInput::primary_squashfs(&[1u8; 3000][..], Arch::AMD64).name("rootfs"))
         .write(&mut out)
         .unwrap();
     out.into_inner()
@@ -71,7 +71,7 @@ fn opening_a_10_gib_image_reads_only_header_and_table() {
     f.set_len((part_off + big) as u64).unwrap();
     drop(f);
 
-    let mut sif = Sif::from_reader(Counting {
+    let sif = Sif::from_reader(Counting {
         inner: File::open(&path).unwrap(),
         read: 0,
     })
@@ -120,7 +120,7 @@ fn partition_is_streamed_from_a_reader() {
     let mut f = File::create(&path).unwrap();
     let s = SifBuilder::new()
         .time(T0)
-        .add(ObjectInput::primary_squashfs(
+        .object(ObjectInput::primary_squashfs(
             io::repeat(0x5a).take(len),
             Arch::ARM64,
         ))
@@ -171,7 +171,7 @@ fn output_is_deterministic_and_json_is_stable() {
 #[test]
 fn writer_rejects_bad_input() {
     let w = |b: SifBuilder<'_>| b.write(&mut Cursor::new(Vec::new())).unwrap_err();
-    let e = w(SifBuilder::new().add(ObjectInput::generic(&b"abc"[..]).with_len(5)));
+    let e = w(SifBuilder::new().object(ObjectInput::generic(&b"abc"[..]).with_len(5)));
     assert!(
         matches!(
             e,
@@ -183,26 +183,26 @@ fn writer_rejects_bad_input() {
         ),
         "{e}"
     );
-    let e = w(SifBuilder::new().add(ObjectInput::generic(&b"abcdef"[..]).with_len(2)));
+    let e = w(SifBuilder::new().object(ObjectInput::generic(&b"abcdef"[..]).with_len(2)));
     assert!(
         matches!(e, SifError::InputLengthMismatch { declared: 2, .. }),
         "{e}"
     );
-    let e = w(SifBuilder::new().add(ObjectInput::generic(&b""[..]).name("n".repeat(129))));
+    let e = w(SifBuilder::new().object(ObjectInput::generic(&b""[..]).name("n".repeat(129))));
     assert!(matches!(e, SifError::InvalidInput { index: 0, .. }), "{e}");
     let e = w(SifBuilder::new().launch_script("#".repeat(32)));
     assert!(matches!(e, SifError::InvalidInput { .. }), "{e}");
     let e = w(SifBuilder::new()
-        .add(ObjectInput::primary_squashfs(&b""[..], Arch::AMD64))
-        .add(ObjectInput::primary_squashfs(&b""[..], Arch::AMD64)));
+        .object(ObjectInput::primary_squashfs(&b""[..], Arch::AMD64))
+        .object(ObjectInput::primary_squashfs(&b""[..], Arch::AMD64)));
     assert!(
         matches!(e, SifError::PrimaryPartitionExists { existing: 1 }),
         "{e}"
     );
-    let e = w(SifBuilder::new().add(ObjectInput::generic(&b""[..]).link(Link::Object(5))));
+    let e = w(SifBuilder::new().object(ObjectInput::generic(&b""[..]).link(Link::Object(5))));
     assert!(matches!(e, SifError::InvalidInput { .. }), "{e}");
     let e = w(
-        SifBuilder::new().add(ObjectInput::generic(&b""[..]).extra(Extra::Partition(
+        SifBuilder::new().object(ObjectInput::generic(&b""[..]).extra(Extra::Partition(
             sreg_sif::PartitionMeta {
                 fs_type: FsType::Raw,
                 part_type: PartType::Data,
@@ -211,18 +211,18 @@ fn writer_rejects_bad_input() {
         ))),
     );
     assert!(matches!(e, SifError::InvalidInput { .. }), "{e}");
-    let e = w(SifBuilder::new().add(ObjectInput::new(DataType::Partition, &b""[..])));
+    let e = w(SifBuilder::new().object(ObjectInput::new(DataType::Partition, &b""[..])));
     assert!(matches!(e, SifError::InvalidInput { .. }), "{e}");
     let e = w(SifBuilder::new()
         .descriptor_capacity(1)
-        .add(ObjectInput::generic(&b""[..]))
-        .add(ObjectInput::generic(&b""[..])));
+        .object(ObjectInput::generic(&b""[..]))
+        .object(ObjectInput::generic(&b""[..])));
     assert!(
         matches!(e, SifError::DescriptorTableFull { total: 1 }),
         "{e}"
     );
     let e = SifBuilder::new()
-        .add(ObjectInput::generic(&b"x"[..]))
+        .object(ObjectInput::generic(&b"x"[..]))
         .write_sequential(&mut Vec::new())
         .unwrap_err();
     assert!(matches!(e, SifError::InvalidInput { index: 0, .. }), "{e}");
@@ -282,7 +282,7 @@ fn editor_in_place() {
     let mut out = Cursor::new(Vec::new());
     SifBuilder::new()
         .descriptor_capacity(1)
-        .add(ObjectInput::generic(&b"a"[..]))
+        .object(ObjectInput::generic(&b"a"[..]))
         .write(&mut out)
         .unwrap();
     let mut sif = Sif::from_reader(out).unwrap();

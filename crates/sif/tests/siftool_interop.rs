@@ -68,19 +68,19 @@ fn siftool_reads_what_we_write() {
     let summary = SifBuilder::new()
         .id(id)
         .time(T0)
-        .add(ObjectInput::definition_file(&deffile[..]))
-        .add(ObjectInput::labels(&labels[..]).name("labels.json"))
-        .add(ObjectInput::environment(&env[..]))
-        .add(ObjectInput::primary_squashfs(
+        .object(ObjectInput::definition_file(&deffile[..]))
+        .object(ObjectInput::labels(&labels[..]).name("labels.json"))
+        .object(ObjectInput::environment(&env[..]))
+        .object(ObjectInput::primary_squashfs(
             fs::File::open(&squash).unwrap(),
             Arch::AMD64,
         ))
-        .add(ObjectInput::sbom(&b"{}"[..], SbomFormat::SpdxJson).no_group())
-        .add(
+        .object(ObjectInput::sbom(&b"{}"[..], SbomFormat::SpdxJson).no_group())
+        .object(
             ObjectInput::crypto_message(&b"msg"[..], FormatType::Pem, MessageType::RsaOaep)
                 .link(Link::Object(4)),
         )
-        .add(
+        .object(
             ObjectInput::generic(&b"raw"[..])
                 .link(Link::Group(1))
                 .time(T0 + 5),
@@ -122,8 +122,8 @@ fn sequential_and_seekable_writers_produce_identical_bytes() {
         let b = SifBuilder::new()
             .id(Uuid::from_u128(42))
             .time(T0)
-            .add(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]).with_len(19))
-            .add(ObjectInput::primary_squashfs(&data[..], Arch::ARM64).with_len(10_000));
+            .object(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]).with_len(19))
+            .object(ObjectInput::primary_squashfs(&data[..], Arch::ARM64).with_len(10_000));
         let mut out = std::io::Cursor::new(Vec::new());
         if seq {
             b.write_sequential(&mut out).unwrap();
@@ -319,8 +319,8 @@ fn siftool_reads_our_in_place_edits_and_we_read_its() {
     let mut f = fs::File::create(&img).unwrap();
     SifBuilder::new()
         .time(T0)
-        .add(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]))
-        .add(ObjectInput::primary_squashfs(
+        .object(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]))
+        .object(ObjectInput::primary_squashfs(
             fs::File::open(&squash).unwrap(),
             Arch::AMD64,
         ))
