@@ -91,9 +91,12 @@ pub struct Affected {
 ///   Apptainer's globbing). Sources are relative to the recipe's directory;
 ///   absolute sources, and sources leaving the repository, are outside the
 ///   repository and never match.
-/// - A deleted path that `matcher` takes for a recipe and that is not a recipe
-///   now is reported as deleted, and so is the old path of a recipe renamed
-///   to something that is no longer a recipe.
+/// - A deleted path that `matcher` takes for a recipe, and the old path of a
+///   renamed recipe, are reported as deleted (unless a recipe is there now).
+///
+/// Renames come from git's similarity detection, which may pair a deleted
+/// recipe with an unrelated added one of the same content; both sides are
+/// still reported (one rebuilt, one deleted), only the reason reads "renamed".
 pub fn affected_recipes(
     recipes: &[RecipeSources],
     changes: &[PathChange],

@@ -29,6 +29,9 @@ pub struct DeletedRecipe {
     /// Name and tag it had; `None` when its path cannot be named.
     pub name: Option<String>,
     pub tag: Option<String>,
+    /// A recipe at the new revision that gives the same `name:tag` (a file
+    /// renamed within its directory, say): the image is not gone.
+    pub replaced_by: Option<String>,
 }
 
 /// What changed between two revisions.
@@ -142,9 +145,15 @@ pub fn changed_recipes(
         .into_iter()
         .map(|path| {
             let image = naming::derive(Path::new(&path), &root_name).ok();
+            let replaced_by = image.as_ref().and_then(|i| {
+                all.iter()
+                    .find(|r| r.name == i.name && r.tag == i.tag)
+                    .map(|r| r.path.clone())
+            });
             DeletedRecipe {
                 name: image.as_ref().map(|i| i.name.clone()),
                 tag: image.map(|i| i.tag),
+                replaced_by,
                 path,
             }
         })

@@ -78,8 +78,16 @@ fn finds_and_names_recipes() {
     // `Singularity` and `Apptainer.def` at the root are both repo:latest.
     assert_eq!(d.conflicts.len(), 1);
     assert_eq!(d.conflicts[0].paths, vec!["Apptainer.def", "Singularity"]);
-    assert!(d.recipes.iter().all(|r| r.bootstrap.as_deref() == Some("docker")));
-    assert!(d.recipes.iter().all(|r| r.from.as_deref() == Some("alpine:3.20")));
+    assert!(
+        d.recipes
+            .iter()
+            .all(|r| r.bootstrap.as_deref() == Some("docker"))
+    );
+    assert!(
+        d.recipes
+            .iter()
+            .all(|r| r.from.as_deref() == Some("alpine:3.20"))
+    );
     assert!(d.rejected.is_empty());
 }
 
@@ -103,13 +111,21 @@ fn parse_errors_and_bad_names_are_reported() {
     write(r, "x/Singularity.%%%", OK);
     fs::write(r.join("x/bin.def"), [0xff, 0xfe, 0x00]).expect("write");
     let d = discover(r, &opts("r")).expect("discover");
-    let bad = d.recipes.iter().find(|x| x.path == "bad/Singularity").expect("bad");
+    let bad = d
+        .recipes
+        .iter()
+        .find(|x| x.path == "bad/Singularity")
+        .expect("bad");
     match &bad.error {
         Some(RecipeError::Parse(e)) => assert_eq!(e.line, 1),
         other => panic!("{other:?}"),
     }
     assert!(bad.bootstrap.is_none());
-    let bin = d.recipes.iter().find(|x| x.path == "x/bin.def").expect("bin");
+    let bin = d
+        .recipes
+        .iter()
+        .find(|x| x.path == "x/bin.def")
+        .expect("bin");
     assert_eq!(bin.error, Some(RecipeError::NotUtf8));
     let rejected: Vec<&str> = d.rejected.iter().map(|x| x.path.as_str()).collect();
     assert_eq!(rejected, vec!["x/Singularity.", "x/Singularity.%%%"]);
@@ -160,13 +176,20 @@ fn missing_root_is_an_error() {
 #[test]
 fn too_large_files_are_not_parsed() {
     let t = tempfile::tempdir().expect("tempdir");
-    write(t.path(), "Singularity", &format!("{OK}%post\n{}", "  echo\n".repeat(100)));
+    write(
+        t.path(),
+        "Singularity",
+        &format!("{OK}%post\n{}", "  echo\n".repeat(100)),
+    );
     let o = DiscoverOptions {
         max_file_size: 64,
         ..opts("r")
     };
     let d = discover(t.path(), &o).expect("discover");
-    assert!(matches!(d.recipes[0].error, Some(RecipeError::TooLarge { .. })));
+    assert!(matches!(
+        d.recipes[0].error,
+        Some(RecipeError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -179,6 +202,15 @@ fn json_field_names_are_stable() {
     assert_eq!(
         keys,
         // serde_json's map is sorted by key.
-        vec!["bootstrap", "collection", "error", "from", "frozen", "name", "path", "tag"]
+        vec![
+            "bootstrap",
+            "collection",
+            "error",
+            "from",
+            "frozen",
+            "name",
+            "path",
+            "tag"
+        ]
     );
 }

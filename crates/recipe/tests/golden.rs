@@ -130,7 +130,7 @@ fn golden_errors() {
     for def_path in files {
         let text = fs::read_to_string(&def_path).expect("read");
         let actual = match Definition::parse(&text) {
-            Ok(_) => format!("parsed without error\n"),
+            Ok(_) => "parsed without error\n".to_owned(),
             Err(e) => {
                 let lint: Vec<String> = Definition::lint(&text)
                     .iter()

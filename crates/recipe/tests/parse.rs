@@ -21,7 +21,10 @@ fn accessors() {
     assert_eq!(last.labels()[0].name, "Version");
     assert_eq!(last.help().as_deref(), Some("    Runs app."));
     assert_eq!(last.sections_of(SectionKind::Files).count(), 1);
-    assert_eq!(def.stages()[0].script(SectionKind::Post).as_deref(), Some("    go build\n\n"));
+    assert_eq!(
+        def.stages()[0].script(SectionKind::Post).as_deref(),
+        Some("    go build\n\n")
+    );
     assert_eq!(def.render(), MULTI);
 }
 
@@ -40,7 +43,11 @@ fn post_shell_and_app_sections() {
 fn build_args_substitution() {
     let text = "Bootstrap: docker\nFrom: ubuntu:{{ V }}\n%arguments\n  V=22.04\n  W={{ not_touched }}\n%post\n  echo {{W}} {{ V}}\n";
     let def = Definition::parse(text).expect("parses");
-    let names: Vec<_> = def.build_args().into_iter().map(|r| (r.name, r.line, r.column)).collect();
+    let names: Vec<_> = def
+        .build_args()
+        .into_iter()
+        .map(|r| (r.name, r.line, r.column))
+        .collect();
     assert_eq!(
         names,
         vec![("V".into(), 2, 14), ("W".into(), 7, 8), ("V".into(), 7, 14)]
@@ -61,7 +68,9 @@ fn undefined_build_arg_is_an_error_with_position() {
     let def = Definition::parse(text).expect("parses");
     assert_eq!(def.warnings().len(), 1);
     assert_eq!(def.warnings()[0].severity, Severity::Warning);
-    let err = def.with_build_args(&BTreeMap::new()).expect_err("undefined");
+    let err = def
+        .with_build_args(&BTreeMap::new())
+        .expect_err("undefined");
     assert_eq!((err.line, err.column), (4, 8));
     assert!(matches!(err.kind, ErrorKind::UndefinedBuildArg { ref name } if name == "MISSING"));
     assert_eq!(
@@ -72,9 +81,12 @@ fn undefined_build_arg_is_an_error_with_position() {
 
 #[test]
 fn stage_args_do_not_leak_between_stages() {
-    let text = "Bootstrap: docker\nFrom: a\n%arguments\n  X=1\nBootstrap: docker\nFrom: b:{{ X }}\n";
+    let text =
+        "Bootstrap: docker\nFrom: a\n%arguments\n  X=1\nBootstrap: docker\nFrom: b:{{ X }}\n";
     let def = Definition::parse(text).expect("parses");
-    let err = def.with_build_args(&BTreeMap::new()).expect_err("X is stage 0's");
+    let err = def
+        .with_build_args(&BTreeMap::new())
+        .expect_err("X is stage 0's");
     assert_eq!(err.line, 6);
 }
 
@@ -125,9 +137,39 @@ fn lossless_on_odd_inputs() {
 #[test]
 fn no_panics_on_generated_inputs() {
     let pieces = [
-        "Bootstrap: docker", "Bootstrap: scratch", "%runscript", "bootstrap:", "From: x", "%post", "%files from a", "%apprun", "%appenv a b",
-        "  %post", "%", "%%", "#", "Stage: a", "\\", "key: v \\", "{{ x }}", "{{", "}}", "\t", " ", "é",
-        "\u{feff}", "\r", ":", "%labels", "a b c", "%arguments", "X=1", "=", "%files", "\"a b\" c", "'",
+        "Bootstrap: docker",
+        "Bootstrap: scratch",
+        "%runscript",
+        "bootstrap:",
+        "From: x",
+        "%post",
+        "%files from a",
+        "%apprun",
+        "%appenv a b",
+        "  %post",
+        "%",
+        "%%",
+        "#",
+        "Stage: a",
+        "\\",
+        "key: v \\",
+        "{{ x }}",
+        "{{",
+        "}}",
+        "\t",
+        " ",
+        "é",
+        "\u{feff}",
+        "\r",
+        ":",
+        "%labels",
+        "a b c",
+        "%arguments",
+        "X=1",
+        "=",
+        "%files",
+        "\"a b\" c",
+        "'",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut parsed = 0;
