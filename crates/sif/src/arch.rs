@@ -45,7 +45,7 @@ impl Arch {
         Some(Self::from_number(idx as u8))
     }
 
-    /// Builds the code for a numeric index (`2` gives `"02"`); `None` past 99.
+    /// Builds the code for a numeric index (`2` gives `"02"`); values past 99 become 99.
     pub fn from_number(n: u8) -> Self {
         let n = n.min(99);
         Arch([b'0' + n / 10, b'0' + n % 10, 0])

@@ -90,9 +90,13 @@ impl<R: Read + Write + Seek> Sif<R> {
         }
     }
 
-    /// Adds an object in place and returns its id. The image must pass
-    /// [`Sif::verify`] first, so a damaged image is never made worse.
-    /// The id is the slot number + 1 (as in the Go reference).
+    /// Adds an object **in place** (no copy of the image) and returns its id.
+    ///
+    /// The data is appended at the end of the data section (aligned as the
+    /// input asks), then the first free descriptor slot and the header are
+    /// rewritten, in that order, so an interrupted add leaves the old image
+    /// valid. The image must pass [`Sif::verify`] first, so a damaged image
+    /// is never made worse. The id is the slot number + 1, as siftool does.
     pub fn add_object(&mut self, mut input: ObjectInput<'_>) -> Result<u32> {
         self.verify()?;
         input.validate(0)?;
@@ -202,7 +206,9 @@ impl<R: Read + Write + Seek> Sif<R> {
 }
 
 impl<R: Read + Write + Seek + SetLen> Sif<R> {
-    /// Removes object `id` in place. The image must pass [`Sif::verify`].
+    /// Removes object `id` **in place**: clears its descriptor slot and,
+    /// per [`RemoveOptions`], zeroes its bytes and truncates the file when it
+    /// is the last object. The image must pass [`Sif::verify`] first.
     /// Removing the primary partition resets the header arch to unknown.
     pub fn remove_object(&mut self, id: u32, opts: RemoveOptions) -> Result<()> {
         self.verify()?;

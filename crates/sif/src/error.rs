@@ -208,7 +208,7 @@ pub enum SifError {
         second: u32,
     },
 
-    /// The data section is longer or shorter than the objects in it (excess beyond padding).
+    /// An object's `size_with_padding` is smaller than its `size`.
     #[error("object {id}: size_with_padding {size_with_padding} is smaller than size {size}")]
     BadPadding {
         /// Object id.

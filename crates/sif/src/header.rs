@@ -64,8 +64,7 @@ impl Header {
         }
         let mut version = [0u8; 3];
         version.copy_from_slice(&b[42..45]);
-        // Accept "01" with or without the trailing NUL being exact, as Go
-        // compares all three bytes we do too.
+        // All three bytes must match, NUL included, as in the Go reference.
         if version != VERSION {
             return Err(SifError::UnsupportedVersion { found: version });
         }
