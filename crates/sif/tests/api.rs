@@ -300,3 +300,65 @@ fn editor_in_place() {
         Err(SifError::DataSectionOutOfFile { .. })
     ));
 }
+
+/// The handmade fixture has one object of every kind with extra metadata.
+#[test]
+fn typed_accessors_for_every_kind() {
+    use sreg_sif::{FormatType, HashType, MessageType, SbomFormat};
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/valid_all_kinds.sif"
+    );
+    let sif = Sif::open(path).unwrap();
+    sif.verify().unwrap();
+    let by_kind = |k| sif.first_of(k).unwrap();
+    let sig = by_kind(DataType::Signature).signature().unwrap();
+    assert_eq!(sig.hash_type, HashType::Sha256);
+    assert_eq!(sig.fingerprint().unwrap()[..3], [1, 2, 3]);
+    assert_eq!(by_kind(DataType::Signature).link(), Some(Link::Object(3)));
+    let cm = by_kind(DataType::CryptoMessage).crypto_message().unwrap();
+    assert_eq!(
+        (cm.format, cm.message),
+        (FormatType::OpenPgp, MessageType::ClearSignature)
+    );
+    assert_eq!(
+        by_kind(DataType::Sbom).sbom().unwrap().format,
+        SbomFormat::SpdxJson
+    );
+    assert_eq!(
+        by_kind(DataType::OciBlob).oci_blob().unwrap().digest,
+        "sha256:abcd"
+    );
+    let p = by_kind(DataType::Partition).partition().unwrap();
+    assert_eq!(
+        (p.fs_type, p.part_type, p.arch),
+        (FsType::Squashfs, PartType::PrimarySystem, Arch::AMD64)
+    );
+    assert!(by_kind(DataType::Deffile).partition().is_none());
+    assert_eq!(by_kind(DataType::Deffile).name(), "obj0");
+    let json = serde_json::to_value(sif.descriptors()).unwrap();
+    let kinds: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "deffile",
+            "labels",
+            "partition",
+            "signature",
+            "crypto-message",
+            "sbom",
+            "oci-blob"
+        ]
+    );
+    assert_eq!(
+        json[3]["signature"]["fingerprint"],
+        "0102030405060708090A0B0C0D0E0F1011121314"
+    );
+    assert_eq!(json[4]["crypto_message"]["message_type_code"], 0x100);
+    assert_eq!(json[6]["oci_blob"]["digest"], "sha256:abcd");
+}
