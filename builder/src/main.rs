@@ -1,1 +1,32 @@
-fn main() {}
+//! `sreg`: the command-line tool for CI steps and build nodes.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => commands::inspect::run(&args),
+        Command::Recipes(args) => commands::recipes::run(&args),
+    };
+    if let Err(err) = result {
+        // `sreg inspect x.sif | head` closes the pipe early: not an error.
+        let broken_pipe = err.chain().any(|e| {
+            let kind = e
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind)
+                .or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind());
+            kind == Some(std::io::ErrorKind::BrokenPipe)
+        });
+        if broken_pipe {
+            std::process::exit(0);
+        }
+        // `{:#}` prints the whole context chain on one line: what failed and why.
+        eprintln!("sreg: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -191,8 +191,11 @@ impl RecipeMatcher {
 }
 
 /// Why a found recipe could not be read or parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+///
+/// In JSON: `{"kind": "read"|"not_utf8"|"too_large"|"parse", "message": "<the
+/// whole error as text>"}`, plus `line`, `column` and `error` (the
+/// [`ErrorKind`](crate::ErrorKind) object) for `parse`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RecipeError {
     #[error("cannot read the file: {message}")]
     Read { message: String },
@@ -202,6 +205,34 @@ pub enum RecipeError {
     TooLarge { size: u64, max: u64 },
     #[error("{0}")]
     Parse(ParseError),
+}
+
+impl Serialize for RecipeError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        let kind = match self {
+            RecipeError::Read { .. } => "read",
+            RecipeError::NotUtf8 => "not_utf8",
+            RecipeError::TooLarge { .. } => "too_large",
+            RecipeError::Parse(_) => "parse",
+        };
+        m.serialize_entry("kind", kind)?;
+        m.serialize_entry("message", &self.to_string())?;
+        match self {
+            RecipeError::TooLarge { size, max } => {
+                m.serialize_entry("size", size)?;
+                m.serialize_entry("max", max)?;
+            }
+            RecipeError::Parse(e) => {
+                m.serialize_entry("line", &e.line)?;
+                m.serialize_entry("column", &e.column)?;
+                m.serialize_entry("error", &e.kind)?;
+            }
+            RecipeError::Read { .. } | RecipeError::NotUtf8 => {}
+        }
+        m.end()
+    }
 }
 
 /// One recipe found in the tree.

@@ -214,3 +214,22 @@ fn json_field_names_are_stable() {
         ]
     );
 }
+
+#[test]
+fn parse_errors_serialize_with_one_kind_and_a_message() {
+    let t = tempfile::tempdir().expect("tempdir");
+    write(t.path(), "bad.def", "Bootstrap: nope\n");
+    let d = discover(t.path(), &opts("r")).expect("discover");
+    let text = serde_json::to_string(&d.recipes[0].error).expect("json");
+    // A duplicated key would be invalid JSON for many readers: count them in the text.
+    assert_eq!(text.matches("\"kind\":\"parse\"").count(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("parse back");
+    assert_eq!(v["line"], 1);
+    assert_eq!(v["column"], 12);
+    assert_eq!(v["error"]["kind"], "unknown_agent");
+    let message = v["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("line 1, column 12: unknown bootstrap agent `nope`"),
+        "{message}"
+    );
+}
