@@ -34,8 +34,8 @@ struct Report<'a> {
 
 pub fn run(args: &InspectArgs) -> Result<()> {
     let path = &args.file;
-    let mut sif: Sif<File> =
-        Sif::open(path).with_context(|| format!("{} is not a readable SIF file", path.display()))?;
+    let mut sif: Sif<File> = Sif::open(path)
+        .with_context(|| format!("{} is not a readable SIF file", path.display()))?;
 
     let mut problems: Vec<String> = sif.problems().iter().map(ToString::to_string).collect();
     let definition_file = sif.definition_file().unwrap_or_else(|e| {
@@ -188,8 +188,9 @@ fn details(d: &Descriptor) -> String {
 
 fn time(unix: i64) -> String {
     match u64::try_from(unix) {
-        Ok(secs) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
-            .to_string(),
+        Ok(secs) => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+        }
         Err(_) => format!("{unix} (invalid)"),
     }
 }

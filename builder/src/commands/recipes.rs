@@ -46,19 +46,23 @@ pub fn run(args: &RecipesArgs) -> Result<()> {
             if args.json {
                 print_json(&mut out, SCHEMA_LIST, &discovery)?;
             } else {
-                write_table(&mut out, discovery.recipes.iter().map(|r| (r, String::new())))?;
+                write_table(
+                    &mut out,
+                    discovery.recipes.iter().map(|r| (r, String::new())),
+                )?;
             }
             recipes = discovery.recipes.iter().collect();
             (conflicts, rejected) = (&discovery.conflicts, &discovery.rejected);
         }
         Some(rev) => {
-            changes = sreg_recipe::changed_recipes(&args.dir, rev, "HEAD", &options)
-                .with_context(|| {
+            changes = sreg_recipe::changed_recipes(&args.dir, rev, "HEAD", &options).with_context(
+                || {
                     format!(
                         "cannot tell which recipes changed in {} since {rev}",
                         args.dir.display()
                     )
-                })?;
+                },
+            )?;
             if args.json {
                 print_json(&mut out, SCHEMA_CHANGES, &changes)?;
             } else {
@@ -172,7 +176,11 @@ fn write_table<'a>(
 }
 
 fn join(a: String, b: &str) -> String {
-    if a.is_empty() { b.into() } else { format!("{a}; {b}") }
+    if a.is_empty() {
+        b.into()
+    } else {
+        format!("{a}; {b}")
+    }
 }
 
 fn reason(r: &sreg_recipe::Reason) -> String {
