@@ -60,9 +60,11 @@ impl Server {
                     seen.push(line);
                 }
                 Err(_) => {
+                    // Timed out, or stderr closed because the server exited.
                     let _ = child.kill();
+                    let status = child.wait();
                     panic!(
-                        "sreg-server did not become ready; it said:\n{}",
+                        "sreg-server did not become ready ({status:?}); it said:\n{}",
                         seen.join("\n")
                     );
                 }
