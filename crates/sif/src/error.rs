@@ -31,14 +31,20 @@ pub enum SifError {
     },
 
     /// The magic at offset 32 is not `SIF_MAGIC\0`.
-    #[error("bad magic at offset 32: expected \"SIF_MAGIC\\0\", found {found:?}")]
+    #[error(
+        "bad magic at offset 32: expected \"SIF_MAGIC\\0\", found \"{}\" (not a SIF file)",
+        found.escape_ascii()
+    )]
     BadMagic {
         /// The ten bytes found.
         found: [u8; 10],
     },
 
     /// The version at offset 42 is not one we understand.
-    #[error("unsupported SIF version {found:?} at offset 42 (supported: \"01\")")]
+    #[error(
+        "unsupported SIF version \"{}\" at offset 42 (supported: \"01\")",
+        found.escape_ascii()
+    )]
     UnsupportedVersion {
         /// The three bytes found.
         found: [u8; 3],
@@ -307,3 +313,24 @@ impl SifError {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = SifError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_and_version_errors_show_the_bytes_as_text() {
+        let e = SifError::BadMagic {
+            found: *b"daemon:x:1",
+        };
+        assert_eq!(
+            e.to_string(),
+            "bad magic at offset 32: expected \"SIF_MAGIC\\0\", found \"daemon:x:1\" (not a SIF file)"
+        );
+        let e = SifError::UnsupportedVersion { found: *b"02\0" };
+        assert_eq!(
+            e.to_string(),
+            "unsupported SIF version \"02\\x00\" at offset 42 (supported: \"01\")"
+        );
+    }
+}
