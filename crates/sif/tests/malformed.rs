@@ -632,7 +632,7 @@ fn object_reader_is_bounded() {
 #[test]
 fn regression_corpus() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut n = 0;
+    let (mut valid, mut noopen, mut invalid) = (0, 0, 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
@@ -640,12 +640,22 @@ fn regression_corpus() {
         let out = fuzz::read_all(&data);
         if name.starts_with("valid_") {
             assert!(out.opened && out.problems == 0, "{name}: {out:?}");
+            valid += 1;
         } else if name.starts_with("noopen_") {
             assert!(!out.opened, "{name}: {out:?}");
+            noopen += 1;
         } else if name.starts_with("invalid_") {
             assert!(!out.opened || out.problems > 0, "{name}: {out:?}");
+            invalid += 1;
+        } else {
+            panic!("{name}: name it valid_*, noopen_* or invalid_* to say what it expects");
         }
-        n += 1;
     }
-    assert!(n > 0, "no regression inputs in {}", dir.display());
+    // Every kind of expectation is exercised (a missing fixture folder or an
+    // ignore rule that drops *.sif files fails here).
+    assert!(
+        valid > 0 && noopen > 0 && invalid > 0,
+        "regression inputs in {}: {valid} valid, {noopen} noopen, {invalid} invalid",
+        dir.display()
+    );
 }
