@@ -1,10 +1,14 @@
 //! The database: SQLite (embedded default) or PostgreSQL, each with its own
-//! set of migrations, applied on start.
+//! set of migrations, applied on start. Queries go through sqlx's `Any`
+//! driver and are written once, in the SQL both understand (`$1`
+//! placeholders, `RETURNING`, `ON CONFLICT`, BIGINT/TEXT columns only).
 
 use std::str::FromStr;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{ConnectOptions, Connection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -18,66 +22,76 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Debug, Clone)]
-pub enum Database {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+pub struct Database {
+    pub pool: AnyPool,
+    pub backend: Backend,
 }
 
 impl Database {
     /// Connects without touching the schema.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(DbError::Connect)?
-                .create_if_missing(true)
-                // WAL lets readers go on while an upload commits.
-                .journal_mode(SqliteJournalMode::Wal)
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .connect_with(options)
-                .await
-                .map_err(DbError::Connect)?;
-            Ok(Self::Sqlite(pool))
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            prepare_sqlite(url).await?;
+            (Backend::Sqlite, url.to_string())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new()
-                .connect(url)
-                .await
-                .map_err(DbError::Connect)?;
-            Ok(Self::Postgres(pool))
+            (Backend::Postgres, url.to_string())
         } else {
-            Err(DbError::Scheme(redact(url)))
+            return Err(DbError::Scheme(redact(url)));
+        };
+        let mut options = AnyPoolOptions::new();
+        if backend == Backend::Sqlite {
+            // One writer at a time anyway; a few readers beside it.
+            options = options.max_connections(8);
         }
+        let pool = options.connect(&url).await.map_err(DbError::Connect)?;
+        Ok(Self { pool, backend })
     }
 
     /// Applies the migrations of this backend that are not applied yet.
     pub async fn migrate(&self) -> Result<(), DbError> {
-        match self {
-            Self::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
-            Self::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
 
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> Result<(), DbError> {
-        match self {
-            Self::Sqlite(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-            Self::Postgres(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-        }
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
     pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
         }
     }
+}
+
+/// Creates the SQLite file if needed and puts it in WAL mode (a property of
+/// the file), so that readers go on while an upload commits.
+async fn prepare_sqlite(url: &str) -> Result<(), DbError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(DbError::Connect)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    let conn = options.connect().await.map_err(DbError::Connect)?;
+    conn.close().await.map_err(DbError::Connect)?;
+    Ok(())
 }
 
 /// The URL without its password, for errors and logs.
@@ -89,6 +103,14 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Now, in Unix milliseconds: the unit of every time column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -105,7 +127,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sqlite_is_created_and_migrated_twice_without_harm() {
+    async fn sqlite_is_created_in_wal_mode_and_migrated_twice_without_harm() {
         let tmp = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", tmp.path().display());
         let db = Database::connect(&url).await.unwrap();
@@ -113,6 +135,16 @@ mod tests {
         db.migrate().await.unwrap();
         db.ping().await.unwrap();
         assert!(tmp.path().join("t.db").is_file());
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys are enforced");
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod http;
 pub mod logging;
+pub mod model;
 pub mod serve;
 pub mod storage;
