@@ -1,5 +1,6 @@
 //! The registry server as a library, so that tests can start it in-process.
 
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -7,5 +8,6 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod model;
+pub mod publish;
 pub mod serve;
 pub mod storage;

@@ -31,6 +31,16 @@ impl Storage {
     /// Opens the store named by `url`. S3 credentials and endpoint come from
     /// the usual `AWS_*` environment variables.
     pub fn open(url: &str) -> Result<Self, StorageError> {
+        let options = std::env::vars().filter(|(k, _)| k.starts_with("AWS_"));
+        Self::open_with(url, options)
+    }
+
+    /// Opens the store named by `url` with explicit options (`AWS_*` names
+    /// or object_store's own keys).
+    pub fn open_with(
+        url: &str,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, StorageError> {
         let parsed = Url::parse(url).map_err(|_| StorageError::Url(url.into()))?;
         if parsed.scheme() == "file" {
             let dir = parsed
@@ -41,8 +51,8 @@ impl Storage {
                 source,
             })?;
         }
-        let options: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_"))
+        let options: Vec<(String, String)> = options
+            .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
         let (store, prefix) = object_store::parse_url_opts(&parsed, options)?;
