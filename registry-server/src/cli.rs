@@ -21,6 +21,86 @@ pub enum Command {
     Serve(ServeCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate(CommonArgs),
+    /// Manage users, teams and tokens.
+    Admin {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Remove blobs no image references and abandoned uploads.
+    Gc {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Keep objects younger than this (an upload may still be finishing).
+        #[arg(long, default_value = "1h")]
+        grace: humantime::Duration,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Teams (entities whose collections their members share).
+    #[command(subcommand)]
+    Team(TeamCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it, alone, on stdout (the only time it is shown).
+    Create {
+        user: String,
+        /// Lifetime, e.g. 30d, 12h (default: no expiry).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// A label to recognise the token by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a user's tokens (never the tokens themselves).
+    List { user: String },
+    /// Revoke one of a user's tokens by id.
+    Revoke { user: String, id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create a team owned by a user.
+    Add {
+        name: String,
+        #[arg(long)]
+        owner: String,
+    },
+    /// Add a user to a team (or change their role).
+    Member {
+        team: String,
+        user: String,
+        /// As an owner rather than a member.
+        #[arg(long)]
+        owner: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -32,20 +112,21 @@ pub struct ServeCommand {
 }
 
 /// Options that every subcommand acting on a registry shares, so that they all
-/// act on the same one.
+/// act on the same one. Global, so they may follow a nested subcommand
+/// (`admin user add alice --data-dir d`).
 #[derive(Debug, Default, Clone, Args)]
 pub struct CommonArgs {
     /// TOML configuration file; flags and environment variables override it.
-    #[arg(long, env = "SREG_CONFIG")]
+    #[arg(long, global = true, env = "SREG_CONFIG")]
     pub config: Option<PathBuf>,
     /// Folder for the embedded defaults (SQLite database, blob folder).
-    #[arg(long, env = "SREG_DATA_DIR")]
+    #[arg(long, global = true, env = "SREG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: `sqlite://PATH` or `postgres://...`.
-    #[arg(long, env = "SREG_DATABASE_URL")]
+    #[arg(long, global = true, env = "SREG_DATABASE_URL")]
     pub database: Option<String>,
     /// Blob storage URL: `file:///PATH` or `s3://bucket/prefix` (with the usual `AWS_*` variables).
-    #[arg(long, env = "SREG_STORAGE_URL")]
+    #[arg(long, global = true, env = "SREG_STORAGE_URL")]
     pub storage: Option<String>,
 }
 

@@ -52,17 +52,64 @@ pub struct FileConfig {
     pub registry: RegistrySettings,
 }
 
+/// The `[registry]` table: policy, enforced on every protocol.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySettings {
     /// Name shown on pages and in API answers.
     pub name: String,
+    /// Where users get help (an e-mail address or URL), shown on pages.
+    pub help_contact: String,
+    /// `open`: anyone may create an account; `closed`: only admins create them.
+    pub registration: Registration,
+    /// Collections created without an explicit choice are private.
+    pub default_private: bool,
+    /// Every collection is private, whatever is asked.
+    pub private_only: bool,
+    /// Collections a non-admin user may create (0: no limit).
+    pub user_collection_limit: u32,
+    /// Largest image accepted, in bytes (0: no limit).
+    pub max_image_size: u64,
+    /// Entity and collection that `library://NAME` and `library://C/NAME` mean.
+    pub default_entity: String,
+    pub default_collection: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Closed,
 }
 
 impl Default for RegistrySettings {
     fn default() -> Self {
         Self {
             name: "sreg".into(),
+            help_contact: String::new(),
+            registration: Registration::Closed,
+            default_private: false,
+            private_only: false,
+            user_collection_limit: 0,
+            max_image_size: 64 << 30,
+            default_entity: "library".into(),
+            default_collection: "default".into(),
+        }
+    }
+}
+
+impl RegistrySettings {
+    /// Whether a new collection is private, given what the client asked.
+    pub fn new_collection_private(&self, asked: Option<bool>) -> bool {
+        self.private_only || asked.unwrap_or(self.default_private)
+    }
+
+    /// The upload limit in bytes (`u64::MAX` when unlimited).
+    pub fn upload_limit(&self) -> u64 {
+        if self.max_image_size == 0 {
+            u64::MAX
+        } else {
+            self.max_image_size
         }
     }
 }
@@ -183,7 +230,7 @@ mod tests {
         let file = tmp.path().join("sreg.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://reg.example.org\"\n[registry]\nname = \"Lab\"\n",
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://reg.example.org\"\n[registry]\nname = \"Lab\"\nprivate_only = true\nmax_image_size = 1000\nregistration = \"open\"\n",
         )
         .unwrap();
         let mut args = common(tmp.path());
@@ -196,6 +243,12 @@ mod tests {
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.public_url.as_str(), "https://reg.example.org/");
         assert_eq!(c.registry.name, "Lab");
+        assert_eq!(c.registry.registration, Registration::Open);
+        assert_eq!(c.registry.upload_limit(), 1000);
+        assert!(
+            c.registry.new_collection_private(Some(false)),
+            "private_only wins"
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The registry server as a library, so that tests can start it in-process.
 
+pub mod admin;
 pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gc;
 pub mod http;
 pub mod logging;
 pub mod model;

@@ -4,7 +4,8 @@ use anyhow::Result;
 use clap::Parser;
 
 use registry_server::cli::{Cli, Command};
-use registry_server::{config::Config, serve};
+use registry_server::config::Config;
+use registry_server::serve::{self, AppState};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -18,6 +19,27 @@ async fn main() -> Result<()> {
         Command::Migrate(common) => {
             let config = Config::load(&common, &Default::default())?;
             serve::migrate_only(&config).await
+        }
+        Command::Admin { common, command } => {
+            let config = Config::load(&common, &Default::default())?;
+            let state = AppState::open(config).await?;
+            registry_server::admin::run(&state.db.pool, &command).await
+        }
+        Command::Gc {
+            common,
+            grace,
+            dry_run,
+        } => {
+            let config = Config::load(&common, &Default::default())?;
+            let state = AppState::open(config).await?;
+            let r = registry_server::gc::run(&state.db.pool, &state.storage, grace.into(), dry_run)
+                .await?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            eprintln!(
+                "gc: {verb} {} unreferenced blob(s) and {} abandoned upload(s), {} bytes",
+                r.blobs_removed, r.uploads_removed, r.bytes_freed
+            );
+            Ok(())
         }
     }
 }
