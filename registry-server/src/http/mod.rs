@@ -1,5 +1,6 @@
 //! HTTP routes. Each protocol gets its own module as it lands.
 
+pub mod auth;
 mod health;
 
 use axum::Router;
