@@ -1,10 +1,16 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: the workspace's
-//! binaries, and real servers started and stopped by the tests themselves.
+//! binaries, real servers started and stopped by the tests themselves, and
+//! real third-party clients ([`libclient`], [`sregistry_cli`]) with a request
+//! recorder ([`capture`]) that pins what they send.
 
 mod bins;
+pub mod capture;
+pub mod images;
+pub mod libclient;
 pub mod postgres;
 pub mod s3;
 mod server;
+pub mod sregistry_cli;
 
 pub use bins::{bin, free_port, workspace_root};
 pub use server::Server;
