@@ -13,4 +13,4 @@ mod server;
 pub mod sregistry_cli;
 
 pub use bins::{bin, free_port, workspace_root};
-pub use server::Server;
+pub use server::{POSTGRES_ENV, Server};

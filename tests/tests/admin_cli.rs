@@ -1,18 +1,11 @@
 //! `sreg-server admin` and `gc` as an operator runs them.
 
-use std::path::Path;
-use std::process::{Command, Output};
+//! Runs beside a live server on the same registry, on whichever database
+//! the test pass selects.
 
-use sreg_tests::bin;
+use std::process::Output;
 
-fn admin(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin("sreg-server"))
-        .args(args)
-        .args(["--data-dir", "data"])
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
+use sreg_tests::Server;
 
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{out:?}");
@@ -27,34 +20,36 @@ fn err(out: &Output) -> String {
 #[test]
 fn users_and_tokens_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(&admin(
-        d,
-        &["admin", "user", "add", "alice", "--email", "a@example.org"],
-    ));
-    ok(&admin(d, &["admin", "user", "add", "root", "--admin"]));
-    assert!(err(&admin(d, &["admin", "user", "add", "alice"])).contains("already taken"));
-    assert!(err(&admin(d, &["admin", "user", "add", "Bad/Name"])).contains("not valid"));
+    let server = Server::start(dir.path(), &["--data-dir", "data"]);
+    let admin = |args: &[&str]| server.admin(args);
+    ok(&admin(&[
+        "admin",
+        "user",
+        "add",
+        "alice",
+        "--email",
+        "a@example.org",
+    ]));
+    ok(&admin(&["admin", "user", "add", "root", "--admin"]));
+    assert!(err(&admin(&["admin", "user", "add", "alice"])).contains("already taken"));
+    assert!(err(&admin(&["admin", "user", "add", "Bad/Name"])).contains("not valid"));
 
     // The token alone on stdout, for scripts.
-    let stdout = ok(&admin(
-        d,
-        &[
-            "admin",
-            "token",
-            "create",
-            "alice",
-            "--expires-in",
-            "30d",
-            "--name",
-            "ci",
-        ],
-    ));
+    let stdout = ok(&admin(&[
+        "admin",
+        "token",
+        "create",
+        "alice",
+        "--expires-in",
+        "30d",
+        "--name",
+        "ci",
+    ]));
     let token = stdout.trim();
     assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
     assert!(token.starts_with("sreg_") && token.len() == 45, "{token:?}");
 
-    let listing = ok(&admin(d, &["admin", "token", "list", "alice"]));
+    let listing = ok(&admin(&["admin", "token", "list", "alice"]));
     assert!(
         listing.contains("ci") && listing.contains("active"),
         "{listing}"
@@ -76,32 +71,32 @@ fn users_and_tokens_from_the_command_line() {
         .next()
         .unwrap()
         .to_string();
-    ok(&admin(d, &["admin", "token", "revoke", "alice", &id]));
-    assert!(ok(&admin(d, &["admin", "token", "list", "alice"])).contains("revoked"));
+    ok(&admin(&["admin", "token", "revoke", "alice", &id]));
+    assert!(ok(&admin(&["admin", "token", "list", "alice"])).contains("revoked"));
 
+    assert!(err(&admin(&["admin", "token", "create", "nobody"])).contains("admin user add nobody"));
     assert!(
-        err(&admin(d, &["admin", "token", "create", "nobody"])).contains("admin user add nobody")
-    );
-    assert!(
-        err(&admin(
-            d,
-            &["admin", "token", "create", "alice", "--expires-in", "soon"]
-        ))
+        err(&admin(&[
+            "admin",
+            "token",
+            "create",
+            "alice",
+            "--expires-in",
+            "soon"
+        ]))
         .contains("not a duration")
     );
 
-    ok(&admin(
-        d,
-        &["admin", "team", "add", "lab", "--owner", "alice"],
-    ));
-    ok(&admin(d, &["admin", "team", "member", "lab", "root"]));
-    assert!(err(&admin(d, &["admin", "team", "member", "alice", "root"])).contains("is a user"));
+    ok(&admin(&["admin", "team", "add", "lab", "--owner", "alice"]));
+    ok(&admin(&["admin", "team", "member", "lab", "root"]));
+    assert!(err(&admin(&["admin", "team", "member", "alice", "root"])).contains("is a user"));
 }
 
 #[test]
 fn gc_on_an_empty_registry_removes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = admin(dir.path(), &["gc", "--grace", "0s"]);
+    let server = Server::start(dir.path(), &["--data-dir", "data"]);
+    let out = server.admin(&["gc", "--grace", "0s"]);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(

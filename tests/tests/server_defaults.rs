@@ -13,7 +13,7 @@ fn health(url: &str) -> (u16, serde_json::Value) {
 #[test]
 fn serves_on_embedded_defaults_and_restarts_on_the_same_data() {
     let cwd = tempfile::tempdir().unwrap();
-    let server = Server::start(cwd.path(), &[]);
+    let server = Server::start_embedded(cwd.path(), &[]);
     let (status, body) = health(&server.url);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["database"], "ok");
@@ -24,7 +24,7 @@ fn serves_on_embedded_defaults_and_restarts_on_the_same_data() {
     assert!(server.stop().success(), "SIGTERM is a clean shutdown");
 
     // A second start finds the migrated database and changes nothing.
-    let server = Server::start(cwd.path(), &[]);
+    let server = Server::start_embedded(cwd.path(), &[]);
     assert_eq!(health(&server.url).0, 200);
     assert!(server.stop().success());
 }
@@ -34,7 +34,7 @@ fn health_reports_storage_that_cannot_take_writes() {
     let cwd = tempfile::tempdir().unwrap();
     let blobs = cwd.path().join("blobs");
     let storage = format!("file://{}/", blobs.display());
-    let server = Server::start(cwd.path(), &["--storage", &storage]);
+    let server = Server::start_embedded(cwd.path(), &["--storage", &storage]);
     assert_eq!(health(&server.url).0, 200);
     // A plain file where the blob folder was: no object can be written below it.
     std::fs::remove_dir_all(&blobs).unwrap();
