@@ -6,8 +6,10 @@ use sqlx::AnyPool;
 use crate::cli::{AdminCommand, TeamCommand, TokenCommand, UserCommand};
 use crate::db::now_ms;
 use crate::model::{accounts, tokens};
+use crate::sealing::Keys;
 
-pub async fn run(db: &AnyPool, command: &AdminCommand) -> Result<()> {
+/// `keys` seal new tokens (see `model::tokens`).
+pub async fn run(db: &AnyPool, keys: &Keys, command: &AdminCommand) -> Result<()> {
     match command {
         AdminCommand::User(UserCommand::Add { name, admin, email }) => {
             let user = accounts::create_user(db, name, email.as_deref().unwrap_or(""), *admin)
@@ -35,7 +37,7 @@ pub async fn run(db: &AnyPool, command: &AdminCommand) -> Result<()> {
                 None => None,
             };
             let label = name.as_deref().unwrap_or("cli");
-            let (token, _) = tokens::create(db, user.id, label, expires_at).await?;
+            let (token, _) = tokens::create(db, keys, user.id, label, expires_at).await?;
             // The token alone on stdout, so that scripts can capture it.
             println!("{token}");
         }

@@ -128,6 +128,9 @@ pub struct CommonArgs {
     /// Blob storage URL: `file:///PATH` or `s3://bucket/prefix` (with the usual `AWS_*` variables).
     #[arg(long, global = true, env = "SREG_STORAGE_URL")]
     pub storage: Option<String>,
+    /// The server's secret key (default: `<data-dir>/secret.key`, created on first start).
+    #[arg(long, global = true, env = "SREG_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Args)]

@@ -48,6 +48,7 @@ pub struct FileConfig {
     pub database: Option<String>,
     pub storage: Option<String>,
     pub public_url: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
     #[serde(default)]
     pub registry: RegistrySettings,
 }
@@ -73,6 +74,8 @@ pub struct RegistrySettings {
     /// Entity and collection that `library://NAME` and `library://C/NAME` mean.
     pub default_entity: String,
     pub default_collection: String,
+    /// Seconds a download link handed out by the shub protocol stays valid.
+    pub download_link_ttl: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -94,6 +97,7 @@ impl Default for RegistrySettings {
             max_image_size: 64 << 30,
             default_entity: "library".into(),
             default_collection: "default".into(),
+            download_link_ttl: 300,
         }
     }
 }
@@ -122,6 +126,9 @@ pub struct Config {
     pub database_url: String,
     pub storage_url: String,
     pub public_url: Url,
+    /// The server's secret key (see `sealing`): outside the database, so
+    /// that a copy of the database alone reveals no token.
+    pub secret_key_file: PathBuf,
     pub registry: RegistrySettings,
 }
 
@@ -164,12 +171,21 @@ impl Config {
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
             .ok_or(ConfigError::PublicUrl { value: public_str })?;
 
+        let secret_key_file = pick(&common.secret_key_file, &file.secret_key_file)
+            .unwrap_or_else(|| data_dir.join("secret.key"));
+        let secret_key_file =
+            std::path::absolute(&secret_key_file).map_err(|source| ConfigError::DataDir {
+                path: secret_key_file.clone(),
+                source,
+            })?;
+
         Ok(Self {
             listen,
             data_dir,
             database_url,
             storage_url,
             public_url,
+            secret_key_file,
             registry: file.registry,
         })
     }
@@ -222,6 +238,8 @@ mod tests {
             format!("file://{}/blobs/", c.data_dir.display())
         );
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8700/");
+        assert_eq!(c.secret_key_file, c.data_dir.join("secret.key"));
+        assert_eq!(c.registry.download_link_ttl, 300);
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod http;
 pub mod logging;
 pub mod model;
 pub mod publish;
+pub mod sealing;
 pub mod serve;
 pub mod storage;

@@ -23,7 +23,7 @@ async fn main() -> Result<()> {
         Command::Admin { common, command } => {
             let config = Config::load(&common, &Default::default())?;
             let state = AppState::open(config).await?;
-            registry_server::admin::run(&state.db.pool, &command).await
+            registry_server::admin::run(&state.db.pool, &state.keys, &command).await
         }
         Command::Gc {
             common,

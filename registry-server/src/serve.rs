@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::db::{Database, redact};
 use crate::http;
+use crate::sealing::Keys;
 use crate::storage::Storage;
 
 /// What every handler can reach.
@@ -16,11 +17,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Database,
     pub storage: Storage,
+    /// Subkeys of the server's secret key: sealed tokens, download links.
+    pub keys: Arc<Keys>,
 }
 
 impl AppState {
-    /// Opens and migrates the database and opens the storage.
+    /// Opens and migrates the database, opens the storage, and loads the
+    /// secret key (creating it on first start).
     pub async fn open(config: Config) -> Result<Self> {
+        let keys = Keys::load_or_create(&config.secret_key_file)?;
         let db = open_database(&config).await?;
         let storage = Storage::open(&config.storage_url)
             .with_context(|| format!("opening storage {}", config.storage_url))?;
@@ -32,6 +37,7 @@ impl AppState {
             config: Arc::new(config),
             db,
             storage,
+            keys: Arc::new(keys),
         })
     }
 }
@@ -69,6 +75,13 @@ pub async fn serve_on(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let mut config = config;
+    // Links handed to clients must name the port actually bound: with
+    // `--listen HOST:0` the default public URL would say port 0.
+    let bound = listener.local_addr()?;
+    if config.public_url.port() == Some(0) {
+        let _ = config.public_url.set_port(Some(bound.port()));
+    }
     let state = AppState::open(config).await?;
     tracing::info!(
         listen = %listener.local_addr()?,

@@ -5,10 +5,12 @@ use registry_server::db::{Database, now_ms};
 use registry_server::error::Error;
 use registry_server::model::access::{Access, Caller, collection_access};
 use registry_server::model::{accounts, activity, catalog, tags, tokens};
+use registry_server::sealing::Keys;
 use sreg_tests::postgres::Postgres;
 
 async fn scenario(db: &Database) {
     let pool = &db.pool;
+    let keys = Keys::from_master(&[9; 32]);
 
     // Accounts: names follow the library client's rule and are unique.
     let alice = accounts::create_user(pool, "alice", "alice@example.org", false)
@@ -30,7 +32,9 @@ async fn scenario(db: &Database) {
     ));
 
     // Tokens: valid until revoked or expired; never stored in clear.
-    let (t1, row) = tokens::create(pool, alice.id, "ci", None).await.unwrap();
+    let (t1, row) = tokens::create(pool, &keys, alice.id, "ci", None)
+        .await
+        .unwrap();
     assert!(t1.starts_with("sreg_") && t1.len() == 45);
     let (user, _) = tokens::authenticate(pool, &t1)
         .await
@@ -70,7 +74,7 @@ async fn scenario(db: &Database) {
         ),
         "not bob's"
     );
-    let (t2, _) = tokens::create(pool, alice.id, "old", Some(now_ms() - 1))
+    let (t2, _) = tokens::create(pool, &keys, alice.id, "old", Some(now_ms() - 1))
         .await
         .unwrap();
     assert!(

@@ -29,7 +29,9 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller> {
         None => Ok(Caller::anonymous()),
         Some(token) => match tokens::authenticate(&state.db.pool, token).await? {
             Some((user, _)) => Ok(Caller::user(user)),
-            None => Err(Error::Unauthorized("invalid, revoked or expired token".into())),
+            None => Err(Error::Unauthorized(
+                "invalid, revoked or expired token".into(),
+            )),
         },
     }
 }

@@ -4,6 +4,11 @@
 //! A token is `sreg_` + 8 characters of lookup prefix + 32 secret
 //! characters. The prefix finds the row; the hash of the whole token is then
 //! compared in constant time, so response times say nothing about the secret.
+//!
+//! Each token is also stored sealed with the server's key (see `sealing`),
+//! for sregistry-cli, whose HMAC signatures are keyed by the token itself.
+//! The sealed value is bound to its user, so that it cannot be copied to
+//! another user's row.
 
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
@@ -13,6 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::model::accounts::{self, User};
+use crate::sealing::Keys;
 
 const SCHEME: &str = "sreg_";
 const PREFIX_LEN: usize = SCHEME.len() + 8;
@@ -38,9 +44,15 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// What a sealed token is bound to.
+fn seal_context(user_id: i64) -> Vec<u8> {
+    format!("sreg token of user {user_id}").into_bytes()
+}
+
 /// Creates a token and returns it in clear, the only time it is ever seen.
 pub async fn create(
     db: &AnyPool,
+    keys: &Keys,
     user_id: i64,
     name: &str,
     expires_at: Option<i64>,
@@ -52,14 +64,16 @@ pub async fn create(
     }
     let secret = Alphanumeric.sample_string(&mut rand::rng(), TOKEN_LEN - SCHEME.len());
     let token = format!("{SCHEME}{secret}");
+    let sealed = keys.seal(token.as_bytes(), &seal_context(user_id));
     let row: Token = sqlx::query_as(&format!(
-        "INSERT INTO tokens (user_id, name, token_hash, prefix, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO tokens (user_id, name, token_hash, prefix, sealed, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(user_id)
     .bind(name)
     .bind(hash(&token))
     .bind(&token[..PREFIX_LEN])
+    .bind(sealed)
     .bind(now_ms())
     .bind(expires_at)
     .fetch_one(db)
@@ -98,6 +112,12 @@ pub async fn authenticate(db: &AnyPool, token: &str) -> Result<Option<(User, Tok
     if user.active == 0 {
         return Ok(None);
     }
+    touch(db, id, now).await?;
+    Ok(Some((user, row)))
+}
+
+/// Records a use of a token, at most once a minute.
+async fn touch(db: &AnyPool, id: i64, now: i64) -> Result<()> {
     sqlx::query(
         "UPDATE tokens SET last_used_at = $1
          WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
@@ -107,7 +127,45 @@ pub async fn authenticate(db: &AnyPool, token: &str) -> Result<Option<(User, Tok
     .bind(now - TOUCH_EVERY_MS)
     .execute(db)
     .await?;
-    Ok(Some((user, row)))
+    Ok(())
+}
+
+/// The first of the user's tokens valid now (not revoked, not expired,
+/// sealed) for which `accepts` holds, given the token in clear. For
+/// signatures keyed by the token: `accepts` recomputes the signature with
+/// each candidate and compares in constant time. The caller checks that the
+/// user is active.
+pub async fn find_active_sealed(
+    db: &AnyPool,
+    keys: &Keys,
+    user_id: i64,
+    accepts: impl Fn(&[u8]) -> bool,
+) -> Result<Option<Token>> {
+    let now = now_ms();
+    let candidates: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, sealed FROM tokens
+         WHERE user_id = $1 AND sealed IS NOT NULL AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > $2)
+         ORDER BY id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    let context = seal_context(user_id);
+    let found = candidates.iter().find_map(|(id, sealed)| {
+        let token = keys.unseal(sealed, &context)?;
+        accepts(&token).then_some(*id)
+    });
+    let Some(id) = found else {
+        return Ok(None);
+    };
+    touch(db, id, now).await?;
+    let row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tokens WHERE id = $1"))
+        .bind(id)
+        .fetch_one(db)
+        .await?;
+    Ok(Some(row))
 }
 
 pub async fn list(db: &AnyPool, user_id: i64) -> Result<Vec<Token>> {
