@@ -21,6 +21,74 @@ pub enum Command {
     Inspect(InspectArgs),
     /// List the recipes (definition files) in a tree, with their image names and tags.
     Recipes(RecipesArgs),
+    /// Save a registry URL and token (verified first) for push, pull and search.
+    Login(LoginArgs),
+    /// Upload a SIF image to the registry, with its build metadata and log.
+    Push(PushArgs),
+    /// Download an image, verify its sha256 and put it in place atomically.
+    Pull(PullArgs),
+    /// Search the registry's collections and containers.
+    Search(SearchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry's URL, such as https://sreg.example.org.
+    pub url: String,
+    /// The token (default: prompted for without echo on a terminal, else read from stdin).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The SIF file.
+    pub file: PathBuf,
+    /// Where it goes: [library://[HOST/]]ENTITY/COLLECTION/CONTAINER[:TAG] or COLLECTION/CONTAINER[:TAG].
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The recipe (definition file) it was built from: its text and path are stored with the image.
+    #[arg(long, value_name = "FILE")]
+    pub recipe: Option<PathBuf>,
+    /// The build log, stored with the image.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Build metadata, repeatable: recipe_path, repository, branch, commit, builder_host,
+    /// backend, backend_version, started_at, finished_at, duration_seconds, ci_provider,
+    /// ci_url; other keys are kept as extra metadata. Overrides what CI variables say.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// More tags for the image, besides the reference's (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Make a collection this push creates private (default: the registry's setting).
+    #[arg(long)]
+    pub private: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: [library://[HOST/]]ENTITY/COLLECTION/CONTAINER[:TAG] or COLLECTION/CONTAINER[:TAG].
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Where to write it (default: CONTAINER_TAG.sif in the current folder).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// The architecture to pull (default: any, preferring amd64).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// A word to look for in names, descriptions and tags.
+    pub word: String,
+    /// Print the JSON answer of /api/v1/search instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

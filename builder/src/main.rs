@@ -1,7 +1,9 @@
 //! `sreg`: the command-line tool for CI steps and build nodes.
 
+mod buildmeta;
 mod cli;
 mod commands;
+mod registry;
 
 use clap::Parser;
 
@@ -12,6 +14,10 @@ fn main() {
     let result = match cli.command {
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Recipes(args) => commands::recipes::run(&args),
+        Command::Login(args) => commands::login::run(&args),
+        Command::Push(args) => commands::push::run(&args),
+        Command::Pull(args) => commands::pull::run(&args),
+        Command::Search(args) => commands::search::run(&args),
     };
     if let Err(err) = result {
         // `sreg inspect x.sif | head` closes the pipe early: not an error.

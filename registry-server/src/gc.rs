@@ -44,12 +44,22 @@ pub async fn run(
         }
     }
 
-    let referenced: HashSet<String> =
+    let mut referenced: HashSet<String> =
         sqlx::query_scalar("SELECT DISTINCT blob_digest FROM images WHERE blob_digest IS NOT NULL")
             .fetch_all(db)
             .await?
             .into_iter()
             .collect();
+    // Build logs pushed over /api/v1 are blobs too, named in the image's
+    // build metadata (`{"log": {"sha256": HEX, ...}}`).
+    let builds: Vec<String> =
+        sqlx::query_scalar("SELECT build FROM images WHERE build IS NOT NULL")
+            .fetch_all(db)
+            .await?;
+    referenced.extend(builds.iter().filter_map(|b| {
+        let v: serde_json::Value = serde_json::from_str(b).ok()?;
+        Some(format!("sha256:{}", v["log"]["sha256"].as_str()?))
+    }));
 
     let blobs = storage.prefix.clone().join("blobs").join("sha256");
     let listed: Vec<_> = storage.store.list(Some(&blobs)).try_collect().await?;

@@ -1,2 +1,6 @@
 pub mod inspect;
+pub mod login;
+pub mod pull;
+pub mod push;
 pub mod recipes;
+pub mod search;

@@ -1,5 +1,6 @@
 //! HTTP routes. Each protocol gets its own module as it lands.
 
+pub mod api;
 pub mod auth;
 mod health;
 
@@ -10,5 +11,6 @@ use crate::serve::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(health::healthz))
+        .merge(api::routes())
         .with_state(state)
 }
