@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 mod health;
+pub mod shub;
 
 use axum::Router;
 
@@ -12,5 +13,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(health::healthz))
         .merge(api::routes())
+        .merge(shub::routes())
         .with_state(state)
 }
