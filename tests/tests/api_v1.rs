@@ -1272,3 +1272,100 @@ fn login_saves_a_private_file_and_ci_writes_nothing() {
         files_under(ci_home.path())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_limits_and_architectures_apply_to_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sreg.toml"),
+        "[registry]\nmax_image_size = 100000\nuser_collection_limit = 1\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &["--data-dir", "data", "--config", "sreg.toml"]);
+    let token = server.user_with_token("alice", false);
+    let alice = Client::new(&server.url, Some(token.clone())).unwrap();
+
+    // Over max_image_size: refused before any byte is sent.
+    let e = alice
+        .start_upload(&UploadRequest {
+            reference: "alice/tools/app:1.0".into(),
+            size: 100_001,
+            sha256: sha_hex(b"x"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(413), "{e}");
+
+    // One tag, two architectures; pull picks by --arch, amd64 by default.
+    let amd = sif_bytes("amd64", 20_000, 1);
+    let arm = sif_bytes("arm64", 20_000, 2);
+    push_bytes(&alice, dir.path(), "alice/tools/app:1.0", &amd, None)
+        .await
+        .unwrap();
+    let file = dir.path().join("arm.sif");
+    std::fs::write(&file, &arm).unwrap();
+    let session = alice
+        .start_upload(&UploadRequest {
+            reference: "alice/tools/app:1.0".into(),
+            size: arm.len() as u64,
+            sha256: sha_hex(&arm),
+            arch: Some("arm64".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        alice
+            .upload_image(&session, &file, None)
+            .await
+            .unwrap()
+            .arch,
+        "arm64"
+    );
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("SREG_REGISTRY", server.url.as_str()),
+        ("SREG_TOKEN", token.as_str()),
+    ];
+    for (arch, bytes) in [("arm64", &arm), ("amd64", &amd)] {
+        let out = format!("{arch}.sif");
+        ok(&sreg(
+            home.path(),
+            &env,
+            &["pull", "alice/tools/app:1.0", "--arch", arch, "-o", &out],
+            dir.path(),
+        ));
+        assert_eq!(&std::fs::read(dir.path().join(&out)).unwrap(), bytes);
+    }
+    ok(&sreg(
+        home.path(),
+        &env,
+        &["pull", "alice/tools/app:1.0", "-o", "default.sif"],
+        dir.path(),
+    ));
+    assert_eq!(std::fs::read(dir.path().join("default.sif")).unwrap(), amd);
+
+    // user_collection_limit = 1: a second collection is refused, pushes to
+    // the first go on.
+    let e = push_bytes(
+        &alice,
+        dir.path(),
+        "alice/other/app:1.0",
+        &sif_bytes("amd64", 5_000, 3),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+    assert!(e.to_string().contains("limit"), "{e}");
+    push_bytes(
+        &alice,
+        dir.path(),
+        "alice/tools/more:1.0",
+        &sif_bytes("amd64", 5_000, 4),
+        None,
+    )
+    .await
+    .unwrap();
+}
