@@ -1216,6 +1216,35 @@ fn login_saves_a_private_file_and_ci_writes_nothing() {
         & 0o777;
     assert_eq!(mode, 0o600);
 
+    // On a terminal, the token is prompted for without echo (`script` gives
+    // sreg a pseudo-terminal; what is typed would show in its output if echoed).
+    let tty_home = tempfile::tempdir().unwrap();
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} login {}", bin("sreg").display(), server.url),
+        ])
+        .arg("/dev/null")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tty_home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    writeln!(stdin, "{token}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Token for"), "{shown}");
+    assert!(shown.contains("as alice"), "{shown}");
+    assert!(!shown.contains(&token), "the token was echoed: {shown}");
+    assert!(tty_home.path().join(".config/sreg/config.toml").is_file());
+
     // A bad token is refused and nothing is saved.
     let other = tempfile::tempdir().unwrap();
     let err = failed(&sreg(
