@@ -183,6 +183,16 @@ fn sregistry_cli_push_pull_search_labels_delete() {
         "the link carries a token: {link}"
     );
 
+    // `@version` names the content itself.
+    let (status, by_hash) = reg.get(&format!("/api/container/tools/samtools:1.17@{hash}"), None);
+    assert_eq!(
+        (status, &by_hash["version"]),
+        (StatusCode::OK, &json!(hash))
+    );
+    let zeros = format!("sha256.{}", "0".repeat(64));
+    let (status, _) = reg.get(&format!("/api/container/tools/samtools:1.17@{zeros}"), None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // Pull: byte-identical, under the client's own file name.
     let (bytes, path) = pulled_bytes(&alice, "tools/samtools:1.17");
     assert_eq!(bytes, std::fs::read(&file).unwrap());
@@ -374,11 +384,8 @@ fn sregistry_cli_push_pull_search_labels_delete() {
         reg.get("/api/container/tools/samtools:1.17", None).0,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        alice.delete("tools/samtools:1.17").status,
-        None,
-        "404 ends the client"
-    );
+    let again = alice.delete("tools/samtools:1.17");
+    assert!(again.run.stderr.contains("404"), "{}", again.run);
     let gone = alice.pull("tools/samtools:1.17");
     assert!(!gone.run.success() && gone.path.is_none(), "{}", gone.run);
     // Its link now leads nowhere either.
@@ -426,10 +433,12 @@ fn private_collections_limits_and_ambiguous_names() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let denied = bob.pull("secret/tool:1");
     assert!(denied.path.is_none(), "{}", denied.run);
-    assert_eq!(
-        bob.delete("secret/tool:1").status,
-        None,
-        "404 ends the client"
+    assert!(denied.run.stderr.contains("404"), "{}", denied.run);
+    let not_deleted = bob.delete("secret/tool:1");
+    assert!(
+        not_deleted.run.stderr.contains("404"),
+        "{}",
+        not_deleted.run
     );
     // Nor does it show in any listing.
     assert_eq!(reg.get("/api/collections/", None).1, json!([]));

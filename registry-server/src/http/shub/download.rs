@@ -26,8 +26,8 @@ const PURPOSE: &[u8] = b"shub download";
 /// A link to `image_id` for `user` (None: anonymous), valid for the
 /// configured lifetime.
 pub fn link(state: &AppState, image_id: i64, user: Option<i64>) -> Result<String> {
-    let ttl = state.config.registry.download_link_ttl.max(1) as i64;
-    let expires = chrono::Utc::now().timestamp() + ttl;
+    let ttl = i64::try_from(state.config.registry.download_link_ttl.max(1)).unwrap_or(i64::MAX);
+    let expires = chrono::Utc::now().timestamp().saturating_add(ttl);
     let user = user.unwrap_or(0);
     let signature = sign(state, image_id, expires, user);
     let path = format!("shub/download/{image_id}/{expires}/{user}/{signature}");
