@@ -90,10 +90,17 @@ pub async fn serve_on(
         data_dir = %state.config.data_dir.display(),
         "sreg-server ready"
     );
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")
+    // Paths are normalised before routing (old library clients send `//`).
+    let app = tower::ServiceBuilder::new()
+        .map_request(http::library::normalize_path)
+        .service(http::router(state));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("HTTP server failed")
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 mod health;
+pub mod library;
 pub mod shub;
 
 use axum::Router;
@@ -14,5 +15,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(health::healthz))
         .merge(api::routes())
         .merge(shub::routes())
+        .merge(library::routes())
         .with_state(state)
 }
