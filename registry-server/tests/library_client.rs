@@ -193,6 +193,75 @@ fn push_tag_pull_search_delete_small_and_multipart() {
         arm_hash
     );
     not_found(lib.pull("alice/tools/samtools:1.17", &work.join("gone.sif")));
+
+    // Bare names mean the default entity and collection (library/default),
+    // which an admin's push creates.
+    let root = reg.user("root", true);
+    let (alpine, alpine_bytes, alpine_hash) = reg.sif("alpine.sif", "amd64", 1024, 4);
+    LibClient::new(reg.url(), Some(&root))
+        .push(&alpine, "library/default/alpine", &["latest"])
+        .unwrap();
+    let anon = LibClient::new(reg.url(), None);
+    for name in ["alpine", "default/alpine:latest", "library/default/alpine"] {
+        let p = anon.pull(name, &work.join("alpine.out")).unwrap();
+        assert_eq!(p.hash, alpine_hash, "{name}");
+    }
+    assert_eq!(
+        std::fs::read(work.join("alpine.out")).unwrap(),
+        alpine_bytes
+    );
+}
+
+/// `[registry]` settings hold for library pushes: new collections private
+/// by default, a per-user collection limit, a size limit; the client shows
+/// each refusal's message.
+#[test]
+fn registry_settings_apply_to_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sreg.toml");
+    std::fs::write(
+        &config,
+        "[registry]\ndefault_private = true\nuser_collection_limit = 2\nmax_image_size = 200000\n",
+    )
+    .unwrap();
+    let reg = Registry::start_with(&["--config", config.to_str().unwrap()], &[]);
+    let alice = reg.user("alice", false);
+    let bob = reg.user("bob", false);
+    let lib = LibClient::new(reg.url(), Some(&alice));
+    let (file, _, _) = reg.sif("a.sif", "amd64", 4096, 40);
+    lib.push(&file, "alice/one/tool", &["latest"]).unwrap();
+    lib.push(&file, "alice/two/tool", &["latest"]).unwrap();
+    let err = failed(lib.push(&file, "alice/three/tool", &["latest"]));
+    assert!(err.contains("limit of 2 collections"), "{err}");
+    // Private by default: invisible to others.
+    assert!(lib.image("alice/one/tool:latest").unwrap().uploaded);
+    not_found(LibClient::new(reg.url(), Some(&bob)).image("alice/one/tool:latest"));
+    not_found(LibClient::new(reg.url(), None).image("alice/one/tool:latest"));
+    // Too large: refused before any byte is sent.
+    let (big, _, big_hash) = reg.sif("big.sif", "amd64", 250_000, 41);
+    let err = failed(lib.push(&big, "alice/one/tool", &["big"]));
+    assert!(
+        err.contains("more than this registry's limit of 200000"),
+        "{err}"
+    );
+    not_found(lib.image(&format!("alice/one/tool:{big_hash}")));
+    // The other upload paths refuse it too.
+    let id = lib.image("alice/one/tool:latest").unwrap().id;
+    let r = http()
+        .post(format!("{}/v2/imagefile/{id}/_multipart", reg.url()))
+        .bearer_auth(&alice)
+        .body(r#"{"filesize":300000}"#)
+        .send()
+        .unwrap();
+    assert_eq!(library_support::envelope_error(r).0, 413);
+    let r = http()
+        .post(format!("{}/v1/imagefile/{id}", reg.url()))
+        .bearer_auth(&alice)
+        .body(vec![0u8; 250_000])
+        .send()
+        .unwrap();
+    assert_eq!(library_support::envelope_error(r).0, 413);
+    assert!(reg.temporary_objects().is_empty());
 }
 
 /// Everything the server must refuse, with the client's own error paths.

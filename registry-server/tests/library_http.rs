@@ -114,10 +114,7 @@ fn discovery_version_token_status_oci_redirect() {
 
 fn discovery_version_token_status_oci_redirect_on(reg: &Registry) {
     let token = reg.user("alice", false);
-    let api = Api {
-        reg,
-        c: http(),
-    };
+    let api = Api { reg, c: http() };
 
     // TV1: every top-level value is an object; all services are this server.
     let cfg: Value = api
@@ -190,10 +187,7 @@ fn push_and_pull_step_by_step_on(reg: &Registry) {
     let alice = reg.user("alice", false);
     let bob = reg.user("bob", false);
     let admin = reg.user("root", true);
-    let api = Api {
-        reg,
-        c: http(),
-    };
+    let api = Api { reg, c: http() };
 
     // TV4: entities. Users exist; others are 404, and only an admin makes one.
     assert_eq!(
@@ -598,10 +592,7 @@ fn tolerant_parsing_and_bad_input() {
 
 fn tolerant_parsing_and_bad_input_on(reg: &Registry) {
     let alice = reg.user("alice", false);
-    let api = Api {
-        reg,
-        c: http(),
-    };
+    let api = Api { reg, c: http() };
 
     // No Content-Type, any JSON Content-Type, or a wrong one: all parsed as JSON.
     let body = json!({"name": "alice"}).to_string();
@@ -708,10 +699,7 @@ fn multipart_and_legacy_uploads() {
 
 fn multipart_and_legacy_uploads_on(reg: &Registry) {
     let alice = reg.user("alice", false);
-    let api = Api {
-        reg,
-        c: http(),
-    };
+    let api = Api { reg, c: http() };
     let (_, sif, hash) = reg.sif("m.sif", "amd64", 50_000, 5);
     let (con, img) = api.prepare(&alice, "alice", "tools", "multi", &hash);
     let base = format!("/v2/imagefile/{img}");
@@ -893,10 +881,7 @@ fn redirect_to_ranged_blob_for_large_public_images() {
 
 fn redirect_to_ranged_blob_for_large_public_images_on(reg: &Registry) {
     let alice = reg.user("alice", false);
-    let api = Api {
-        reg,
-        c: http(),
-    };
+    let api = Api { reg, c: http() };
     let (_, sif, hash) = reg.sif("big.sif", "amd64", 9 << 20, 8);
     for (collection, private) in [("pub", false), ("priv", true)] {
         let (con, img) = api.prepare(&alice, "alice", collection, "big", &hash);

@@ -38,8 +38,10 @@ const KIND: &str = "library-multipart";
 /// files so that no upload needs more than [`MAX_PARTS`] parts.
 const PART_SIZE: u64 = 64 << 20;
 const MAX_PARTS: u64 = 10_000;
-/// How long a multipart upload may take from start to completion.
-const TTL_MS: i64 = 24 * 3600 * 1000;
+/// How long a multipart upload may take from start to completion: the
+/// default grace of `sreg-server gc`, which removes what lies under
+/// `uploads/` for longer than that, parts of live uploads included.
+const TTL_MS: i64 = 3600 * 1000;
 
 #[derive(Debug, Deserialize)]
 pub struct StartRequest {
@@ -387,7 +389,9 @@ pub async fn complete(
     }
     .await;
     remove_parts(&state.storage, &upload.id).await;
-    let published = result?;
+    let published = result.inspect_err(|e| {
+        tracing::warn!(image = image.id, "library: multipart upload refused: {e}")
+    })?;
     tracing::info!(image = published.id, hash = %published.hash, size = published.size, parts = upload.total_parts, "library: multipart upload complete");
     Ok(data(completion(&state, &c, &k).await?))
 }
