@@ -631,7 +631,19 @@ fn tolerant_parsing_and_bad_input_on(reg: &Registry) {
         .body(huge)
         .send()
         .unwrap();
+    assert_eq!(r.headers()["connection"], "close", "the connection is not reused");
     assert_eq!(envelope_error(r).0, 413);
+
+    // A token that is not valid is refused, never taken as anonymous.
+    let bad = "sreg_notavalidtokenatallxxxxxxxxxxxxxxxxxxxx";
+    assert_eq!(
+        envelope_error(api.get("/v1/entities/alice", Some(bad))).0,
+        401
+    );
+    assert_eq!(
+        envelope_error(api.get("/v1/search?value=alice", Some(bad))).0,
+        401
+    );
 
     // Malformed names, hashes, tags and ids: 400, nothing created.
     let ent = data(api.get("/v1/entities/alice", None));

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -36,7 +36,14 @@ pub type ApiResult<T = Response> = Result<T, ApiError>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error_response(self.0.status(), &self.0.public_message())
+        let mut resp = error_response(self.0.status(), &self.0.public_message());
+        if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body may not have been read to its end: the client must not
+            // send its next request on this connection, which the server closes.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 }
 
@@ -76,25 +83,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Reads a small body whole: at most [`JSON_LIMIT`] bytes.
+/// Reads a small body whole: at most [`JSON_LIMIT`] bytes. A larger one is
+/// refused (413) after reading on a little, so that a client that sent a
+/// few MiB by mistake still gets the answer.
 pub async fn small_body(body: Body) -> Result<Bytes, ApiError> {
-    match axum::body::to_bytes(body, JSON_LIMIT).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let too_large = e
-                .into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            Err(if too_large {
-                Error::TooLarge(format!(
-                    "the request body is larger than {JSON_LIMIT} bytes"
-                ))
-            } else {
-                Error::BadRequest("the request body could not be read".into())
-            }
-            .into())
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| Error::BadRequest("the request body could not be read".into()))?;
+        if buf.len() + chunk.len() > JSON_LIMIT {
+            drain(Body::from_stream(stream), 8 * JSON_LIMIT as u64).await;
+            return Err(Error::TooLarge(format!(
+                "the request body is larger than {JSON_LIMIT} bytes"
+            ))
+            .into());
         }
+        buf.extend_from_slice(&chunk);
     }
+    Ok(buf.freeze())
 }
 
 /// Reads and drops what is left of a request body (at most `limit` bytes),
