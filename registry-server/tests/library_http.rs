@@ -631,7 +631,11 @@ fn tolerant_parsing_and_bad_input_on(reg: &Registry) {
         .body(huge)
         .send()
         .unwrap();
-    assert_eq!(r.headers()["connection"], "close", "the connection is not reused");
+    assert_eq!(
+        r.headers()["connection"],
+        "close",
+        "the connection is not reused"
+    );
     assert_eq!(envelope_error(r).0, 413);
 
     // A token that is not valid is refused, never taken as anonymous.
