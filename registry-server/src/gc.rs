@@ -30,6 +30,14 @@ pub async fn run(
     let cutoff = cutoff(grace);
     let mut report = GcReport::default();
 
+    // Multipart uploads still under way keep their parts, however old.
+    let live: HashSet<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE expires_at >= $1")
+        .bind(now_ms())
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .collect();
+
     // Abandoned upload sessions first: their images were never published.
     let expired: Vec<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE expires_at < $1")
         .bind(now_ms())
@@ -85,7 +93,8 @@ pub async fn run(
     let uploads = storage.uploads_prefix();
     let listed: Vec<_> = storage.store.list(Some(&uploads)).try_collect().await?;
     for meta in listed {
-        if meta.last_modified > cutoff {
+        let in_live_upload = meta.location.parts().any(|p| live.contains(p.as_ref()));
+        if meta.last_modified > cutoff || in_live_upload {
             continue;
         }
         report.uploads_removed += 1;

@@ -90,3 +90,78 @@ async fn unreferenced_blobs_and_abandoned_uploads_go_referenced_stay() {
         .unwrap();
     assert_eq!(again, gc::GcReport::default());
 }
+
+#[tokio::test]
+async fn parts_of_a_multipart_upload_under_way_are_kept_until_it_expires() {
+    use object_store::ObjectStoreExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::connect(&format!("sqlite://{}/g.db", tmp.path().display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let url = url::Url::from_directory_path(tmp.path().join("blobs")).unwrap();
+    let storage = Storage::open(url.as_str()).unwrap();
+    let pool = &db.pool;
+    let alice = accounts::create_user(pool, "alice", "", false)
+        .await
+        .unwrap();
+    let coll = catalog::create_collection(pool, alice.id, "c", false, alice.id)
+        .await
+        .unwrap();
+    let cont = catalog::create_container(pool, coll.id, "n", "")
+        .await
+        .unwrap();
+    let img = catalog::get_or_create_image(
+        pool,
+        cont.id,
+        &format!("sha256.{}", "ab".repeat(32)),
+        "",
+        alice.id,
+    )
+    .await
+    .unwrap();
+    let now = registry_server::db::now_ms();
+    sqlx::query(
+        "INSERT INTO uploads (id, image_id, user_id, kind, size, created_at, expires_at)
+         VALUES ('up1', $1, $2, 'library-multipart', 10, $3, $4)",
+    )
+    .bind(img.id)
+    .bind(alice.id)
+    .bind(now)
+    .bind(now + 3_600_000)
+    .execute(pool)
+    .await
+    .unwrap();
+    let part = storage
+        .uploads_prefix()
+        .join("library-multipart")
+        .join("up1")
+        .join("1");
+    storage
+        .store
+        .put(&part, vec![1u8; 10].into())
+        .await
+        .unwrap();
+
+    let r = gc::run(pool, &storage, Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(r.uploads_removed, 0, "a live upload keeps its parts");
+    assert!(storage.store.head(&part).await.is_ok());
+
+    sqlx::query("UPDATE uploads SET expires_at = $1 WHERE id = 'up1'")
+        .bind(now - 1)
+        .execute(pool)
+        .await
+        .unwrap();
+    let r = gc::run(pool, &storage, Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(r.uploads_removed, 1, "an expired upload loses them");
+    assert!(storage.store.head(&part).await.is_err());
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
