@@ -10,9 +10,14 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, GetResult, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResult, GetResultPayload, ObjectStoreExt, WriteMultipart,
+};
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 
@@ -114,7 +119,7 @@ impl Storage {
     }
 
     /// Reads a stored blob, whole or a byte range.
-    pub async fn get_blob(&self, digest: &str, range: Option<Range<u64>>) -> Result<GetResult> {
+    pub async fn get_blob(&self, digest: &str, range: Option<Range<u64>>) -> Result<Blob> {
         let hex = digest
             .strip_prefix("sha256:")
             .ok_or_else(|| Error::Internal(format!("bad blob digest {digest}")))?;
@@ -122,7 +127,7 @@ impl Storage {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        Ok(self.store.get_opts(&self.blob_path(hex), options).await?)
+        Ok(Blob(self.store.get_opts(&self.blob_path(hex), options).await?))
     }
 
     /// A blocking `Read + Seek` over a stored object, for the SIF reader.
@@ -136,6 +141,50 @@ impl Storage {
             buf: Bytes::new(),
             buf_start: 0,
             runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+/// A stored blob being read.
+pub struct Blob(pub GetResult);
+
+/// Local files are read in blocks this large: object_store's own 8 KiB
+/// reads, one blocking task each, cap a download far below disk speed.
+const FILE_READ_BLOCK: usize = 1 << 20;
+
+impl Blob {
+    /// The byte range being read.
+    pub fn range(&self) -> Range<u64> {
+        self.0.range.clone()
+    }
+
+    /// All the bytes, in memory: for small objects only.
+    pub async fn bytes(self) -> object_store::Result<Bytes> {
+        let chunks: Vec<Bytes> = self.into_stream().try_collect().await?;
+        Ok(chunks.concat().into())
+    }
+
+    /// The bytes, as a stream.
+    pub fn into_stream(self) -> BoxStream<'static, object_store::Result<Bytes>> {
+        let GetResult { payload, range, .. } = self.0;
+        match payload {
+            GetResultPayload::File(mut file, path) => {
+                if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
+                    let err = object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: format!("seeking in {}: {e}", path.display()).into(),
+                    };
+                    return futures_util::stream::once(async move { Err(err) }).boxed();
+                }
+                let reader = tokio::fs::File::from_std(file).take(range.end - range.start);
+                ReaderStream::with_capacity(reader, FILE_READ_BLOCK)
+                    .map_err(|e| object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(e),
+                    })
+                    .boxed()
+            }
+            GetResultPayload::Stream(s) => s,
         }
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Push and pull of a SIF over loopback with `sreg push` / `sreg pull` (both
+# Push and pull of a SIF over loopback (median of three rounds) with `sreg push` / `sreg pull` (both
 # verify the sha256), against one hash pass (`openssl dgst -sha256`, which
 # uses the CPU's SHA instructions) and one copy (`cp`) of the same file in
 # the same run. Also the server's peak RSS during the push and the pull.
@@ -27,14 +27,14 @@ rm part
 bytes=$(stat -c %s big.sif)
 echo "image: $bytes bytes"
 
-seconds() { # command... -> wall seconds
+seconds() { # command... -> wall seconds; starts with the disk quiet
     local t0 t1
+    sync
     t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
     python3 -c "print(f'{$t1 - $t0:.3f}')"
 }
-sync
-hash_s=$(seconds openssl dgst -sha256 big.sif)
-copy_s=$(seconds cp big.sif copy.sif); rm copy.sif; sync
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+rounds=3
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RUST_LOG=warn "$server" serve --data-dir data --listen "127.0.0.1:$port" &
@@ -47,13 +47,23 @@ SREG_TOKEN=$("$server" admin token create bench --data-dir data 2>/dev/null)
 peak() { awk '/VmHWM/ {print $2 / 1024 " MiB"}' "/proc/$pid/status"; }
 reset_peak() { echo 5 > "/proc/$pid/clear_refs" 2>/dev/null || true; }
 
-reset_peak
-push_s=$(seconds "$sreg" push big.sif bench/bench/big:latest)
-push_rss=$(peak)
-reset_peak
-pull_s=$(seconds "$sreg" pull bench/bench/big:latest -o pulled.sif)
-pull_rss=$(peak)
-cmp big.sif pulled.sif
+# Rounds of: hash, copy, push (a new tag each time, the same content), pull.
+hashes=() copies=() pushes=() pulls=()
+for r in $(seq "$rounds"); do
+    hashes+=("$(seconds openssl dgst -sha256 big.sif)")
+    copies+=("$(seconds cp big.sif copy.sif)"); rm copy.sif
+    reset_peak
+    pushes+=("$(seconds "$sreg" push big.sif "bench/bench/big:r$r")")
+    push_rss=$(peak)
+    reset_peak
+    pulls+=("$(seconds "$sreg" pull "bench/bench/big:r$r" -o pulled.sif)")
+    pull_rss=$(peak)
+    cmp big.sif pulled.sif
+    rm pulled.sif
+done
+hash_s=$(median "${hashes[@]}") copy_s=$(median "${copies[@]}")
+push_s=$(median "${pushes[@]}") pull_s=$(median "${pulls[@]}")
+echo "rounds: hash ${hashes[*]} | cp ${copies[*]} | push ${pushes[*]} | pull ${pulls[*]}"
 
 python3 - "$bytes" "$hash_s" "$copy_s" "$push_s" "$pull_s" "$push_rss" "$pull_rss" <<'PY'
 import sys

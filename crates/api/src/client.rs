@@ -370,7 +370,11 @@ impl Client {
                 path: dir.clone(),
                 source,
             })?;
-        let mut file = tokio::fs::File::from_std(temp.as_file().try_clone().map_err(io)?);
+        // Network chunks are small; write the file in large blocks.
+        let mut file = tokio::io::BufWriter::with_capacity(
+            1 << 20,
+            tokio::fs::File::from_std(temp.as_file().try_clone().map_err(io)?),
+        );
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut stream = response.bytes_stream();
@@ -387,7 +391,7 @@ impl Client {
             }
         }
         file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
+        file.get_ref().sync_all().await.map_err(io)?;
         drop(file);
         let got = hex::encode(hasher.finalize());
         let expected_size = u64::try_from(image.size).unwrap_or(0);
