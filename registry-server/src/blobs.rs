@@ -12,14 +12,14 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 use object_store::path::Path;
 use object_store::{
     GetOptions, GetRange, GetResult, GetResultPayload, ObjectStoreExt, WriteMultipart,
 };
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -127,7 +127,9 @@ impl Storage {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        Ok(Blob(self.store.get_opts(&self.blob_path(hex), options).await?))
+        Ok(Blob(
+            self.store.get_opts(&self.blob_path(hex), options).await?,
+        ))
     }
 
     /// A blocking `Read + Seek` over a stored object, for the SIF reader.

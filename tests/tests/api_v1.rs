@@ -1138,6 +1138,7 @@ async fn openapi_document_lists_every_route_the_router_serves() {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{id}",
+        "POST /api/v1/register",
         "GET /api/v1/users",
         "POST /api/v1/users",
         "GET /api/v1/teams",
@@ -1397,4 +1398,65 @@ async fn registry_limits_and_architectures_apply_to_pushes() {
     )
     .await
     .unwrap();
+}
+
+#[test]
+fn registration_follows_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let signup = |url: &str, name: &str| {
+        reqwest::blocking::Client::new()
+            .post(format!("{url}/api/v1/register"))
+            .json(&serde_json::json!({"name": name, "email": "x@example.org"}))
+            .send()
+            .unwrap()
+    };
+
+    // Closed by default: nobody signs themselves up, and the answer says whom to ask.
+    std::fs::write(
+        dir.path().join("closed.toml"),
+        "[registry]\nhelp_contact = \"hpc@example.org\"\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--data-dir", "closed", "--config", "closed.toml"],
+    );
+    let r = signup(&server.url, "mallory");
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ask hpc@example.org"),
+        "{body}"
+    );
+    drop(server);
+
+    // Open: an account and a first token that works at once, never an admin.
+    std::fs::write(
+        dir.path().join("open.toml"),
+        "[registry]\nregistration = \"open\"\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &["--data-dir", "open", "--config", "open.toml"]);
+    let r = signup(&server.url, "carol");
+    assert_eq!(r.status(), 201);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["user"]["admin"], false);
+    let token = body["token"]["token"].as_str().unwrap().to_string();
+    let me: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/me", server.url))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(me["name"], "carol");
+    assert_eq!(
+        signup(&server.url, "carol").status(),
+        409,
+        "names stay unique"
+    );
+    assert_eq!(signup(&server.url, "Bad/Name").status(), 400);
 }

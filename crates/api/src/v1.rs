@@ -64,6 +64,26 @@ pub struct NewUser {
     pub admin: bool,
 }
 
+/// `POST /api/v1/register`: create one's own account, where the registry's
+/// registration is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignUp {
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+}
+
+/// The answer to `POST /api/v1/register`: the new account and its first
+/// token (shown this once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SignedUp {
+    pub user: User,
+    pub token: CreatedToken,
+}
+
 /// A team and its members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

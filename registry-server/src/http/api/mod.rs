@@ -13,6 +13,7 @@ mod error;
 mod images;
 mod json;
 mod me;
+mod register;
 mod resolve;
 mod search;
 mod sessions;
@@ -83,6 +84,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(stars::star, stars::unstar))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(register::register))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::list_teams, admin::create_team))
         .routes(routes!(admin::get_team))

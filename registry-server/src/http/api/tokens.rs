@@ -15,7 +15,7 @@ use crate::http::auth;
 use crate::model::tokens::{self, Token};
 use crate::serve::AppState;
 
-fn info(t: &Token) -> TokenInfo {
+pub(super) fn info(t: &Token) -> TokenInfo {
     let state = if t.revoked_at.is_some() {
         "revoked"
     } else if t.expires_at.is_some_and(|e| e <= now_ms()) {
