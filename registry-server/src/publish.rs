@@ -25,7 +25,7 @@ pub struct Expect {
 }
 
 /// What the SIF itself says.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SifFacts {
     /// Architecture of the primary partition ("" when there is none).
     pub arch: String,

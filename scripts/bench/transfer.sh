@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Push and pull of a SIF over loopback (median of three rounds) with `sreg push` / `sreg pull` (both
+# Push and pull of a SIF over loopback (median of five rounds) with `sreg push` / `sreg pull` (both
 # verify the sha256), against one hash pass (`openssl dgst -sha256`, which
 # uses the CPU's SHA instructions) and one copy (`cp`) of the same file in
 # the same run. Also the server's peak RSS during the push and the pull.
@@ -34,7 +34,7 @@ seconds() { # command... -> wall seconds; starts with the disk quiet
     python3 -c "print(f'{$t1 - $t0:.3f}')"
 }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
-rounds=3
+rounds=5
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RUST_LOG=warn "$server" serve --data-dir data --listen "127.0.0.1:$port" &

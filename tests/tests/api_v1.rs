@@ -87,7 +87,7 @@ async fn push_bytes(
         .start_upload(&UploadRequest {
             reference: reference.into(),
             size: bytes.len() as u64,
-            sha256: sha_hex(bytes),
+            sha256: Some(sha_hex(bytes)),
             arch: Some("amd64".into()),
             private,
             ..Default::default()
@@ -740,7 +740,7 @@ async fn anonymous_and_bad_pushes_are_refused_and_change_nothing() {
         .start_upload(&UploadRequest {
             reference: "alice/tools/app:1.0".into(),
             size: bytes.len() as u64,
-            sha256: sha_hex(&bytes),
+            sha256: Some(sha_hex(&bytes)),
             arch: Some("amd64".into()),
             ..Default::default()
         })
@@ -762,7 +762,7 @@ async fn anonymous_and_bad_pushes_are_refused_and_change_nothing() {
         .start_upload(&UploadRequest {
             reference: "alice/tools/app:1.0".into(),
             size: bytes.len() as u64,
-            sha256: sha_hex(&bytes),
+            sha256: Some(sha_hex(&bytes)),
             arch: Some("arm64".into()),
             ..Default::default()
         })
@@ -776,7 +776,7 @@ async fn anonymous_and_bad_pushes_are_refused_and_change_nothing() {
             .start_upload(&UploadRequest {
                 reference: reference.into(),
                 size: 10,
-                sha256: sha_hex(b"x"),
+                sha256: Some(sha_hex(b"x")),
                 ..Default::default()
             })
             .await
@@ -1149,6 +1149,7 @@ async fn openapi_document_lists_every_route_the_router_serves() {
         "GET /api/v1/search",
         "POST /api/v1/uploads",
         "PUT /api/v1/uploads/{id}/log",
+        "POST /api/v1/uploads/{id}/commit",
         "PUT /api/v1/uploads/{id}/image",
     ];
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
@@ -1320,7 +1321,7 @@ async fn registry_limits_and_architectures_apply_to_pushes() {
         .start_upload(&UploadRequest {
             reference: "alice/tools/app:1.0".into(),
             size: 100_001,
-            sha256: sha_hex(b"x"),
+            sha256: Some(sha_hex(b"x")),
             ..Default::default()
         })
         .await
@@ -1339,7 +1340,7 @@ async fn registry_limits_and_architectures_apply_to_pushes() {
         .start_upload(&UploadRequest {
             reference: "alice/tools/app:1.0".into(),
             size: arm.len() as u64,
-            sha256: sha_hex(&arm),
+            sha256: Some(sha_hex(&arm)),
             arch: Some("arm64".into()),
             ..Default::default()
         })
@@ -1459,4 +1460,94 @@ fn registration_follows_the_setting() {
         "names stay unique"
     );
     assert_eq!(signup(&server.url, "Bad/Name").status(), 400);
+}
+
+/// `sreg push` reads its file once: the session opens without a sha256, the
+/// image `PUT` is checked and held (202), and only a `commit` with the same
+/// hash publishes it.
+#[tokio::test]
+async fn an_image_sent_without_its_hash_waits_for_the_right_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let token = server.user_with_token("alice", false);
+    let client = Client::new(&server.url, Some(token.clone())).unwrap();
+    let http = reqwest::Client::new();
+    let bytes = sif_bytes("amd64", 200_000, 77);
+    let open = |reference: &'static str| {
+        let client = &client;
+        let len = bytes.len() as u64;
+        async move {
+            client
+                .start_upload(&UploadRequest {
+                    reference: reference.into(),
+                    size: len,
+                    sha256: None,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let put = |session: &UploadSession| {
+        http.put(format!(
+            "{}/api/v1/uploads/{}/image",
+            server.url, session.id
+        ))
+        .bearer_auth(&token)
+        .body(bytes.clone())
+        .send()
+    };
+    let commit = |session: &UploadSession, sha: String| {
+        http.post(format!(
+            "{}/api/v1/uploads/{}/commit",
+            server.url, session.id
+        ))
+        .bearer_auth(&token)
+        .json(&UploadCommit { sha256: sha })
+        .send()
+    };
+    let visible = |reference: &'static str| {
+        let client = &client;
+        async move { client.image(&r(reference), None).await.is_ok() }
+    };
+
+    // A commit before any image, then a second image: both refused.
+    let s = open("alice/tools/held:v1").await;
+    assert_eq!(commit(&s, sha_hex(&bytes)).await.unwrap().status(), 409);
+    let held = put(&s).await.unwrap();
+    assert_eq!(held.status(), 202);
+    let received: UploadReceived = held.json().await.unwrap();
+    assert_eq!(received.sha256, sha_hex(&bytes));
+    assert_eq!(received.size, bytes.len() as u64);
+    assert!(!visible("alice/tools/held:v1").await, "held, not published");
+    assert_eq!(put(&s).await.unwrap().status(), 409);
+
+    // The wrong hash publishes nothing and ends the session.
+    let wrong = "0".repeat(64);
+    let refused = commit(&s, wrong).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: ErrorBody = refused.json().await.unwrap();
+    assert!(
+        body.error.message.contains("corrupted on the way"),
+        "{}",
+        body.error.message
+    );
+    assert!(!visible("alice/tools/held:v1").await);
+    assert_eq!(commit(&s, sha_hex(&bytes)).await.unwrap().status(), 404);
+
+    // The right hash publishes, with the tag.
+    let s = open("alice/tools/held:v2").await;
+    assert_eq!(put(&s).await.unwrap().status(), 202);
+    let done = commit(&s, sha_hex(&bytes)).await.unwrap();
+    assert_eq!(done.status(), 201);
+    let image: Image = done.json().await.unwrap();
+    assert_eq!(image.sha256, sha_hex(&bytes));
+    assert!(visible("alice/tools/held:v2").await);
+
+    // The client does the same in one call.
+    let file = dir.path().join("x.sif");
+    std::fs::write(&file, &bytes).unwrap();
+    let s = open("alice/tools/held:v3").await;
+    let image = client.upload_image(&s, &file, None).await.unwrap();
+    assert_eq!(image.sha256, sha_hex(&bytes));
 }

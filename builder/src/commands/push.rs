@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::HumanBytes;
 use sreg_api::Reference;
-use sreg_api::client::sha256_file;
 use sreg_api::v1::UploadRequest;
 use sreg_sif::Sif;
 
@@ -58,18 +57,12 @@ pub fn run(args: &PushArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot read {}", args.file.display()))?
             .len();
-        let bar = registry::progress_bar(len, "hashing");
-        let (sha256, size) = sha256_file(&args.file, bar.as_ref().map(|(_, p)| p.clone()))
-            .await
-            .context("cannot hash the image")?;
-        if let Some((b, _)) = bar {
-            b.finish_and_clear();
-        }
         let request = UploadRequest {
             reference: format!("{}:{}", r.path(), r.tag),
             tags: args.tag.clone(),
-            size,
-            sha256,
+            size: len,
+            // Hashed while it is sent, and confirmed after: one read of the file.
+            sha256: None,
             arch: arch.clone(),
             private: args.private.then_some(true),
             build: Some(build),
@@ -85,7 +78,7 @@ pub fn run(args: &PushArgs) -> Result<()> {
                 .map_err(|e| registry::explain(e, &target))
                 .with_context(|| format!("cannot upload the log {}", log.display()))?;
         }
-        let bar = registry::progress_bar(size, "uploading");
+        let bar = registry::progress_bar(len, "uploading");
         let image = client
             .upload_image(&session, &args.file, bar.as_ref().map(|(_, p)| p.clone()))
             .await

@@ -14,7 +14,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::reference::Reference;
@@ -276,7 +276,7 @@ impl Client {
 
     /// Streams a build log file into an upload session.
     pub async fn upload_log(&self, session: &UploadSession, path: &Path) -> Result<LogInfo> {
-        let (body, size) = file_body(path, None).await?;
+        let (body, size) = file_body(path, None, None).await?;
         self.json(
             self.request(Method::PUT, &format!("api/v1/uploads/{}/log", session.id))
                 .header(CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -286,20 +286,46 @@ impl Client {
         .await
     }
 
-    /// Streams the SIF into an upload session; the registry verifies and
-    /// publishes it and answers with the image.
+    /// Streams the SIF into an upload session and returns the published
+    /// image. For a session opened without a sha256 the file is hashed as
+    /// it is sent (read once), then the hash is confirmed with `commit`,
+    /// and the registry publishes only if its own hash of what it received
+    /// is the same.
     pub async fn upload_image(
         &self,
         session: &UploadSession,
         path: &Path,
         progress: Option<Progress>,
     ) -> Result<Image> {
-        let (body, size) = file_body(path, progress).await?;
-        self.json(
-            self.request(Method::PUT, &format!("api/v1/uploads/{}/image", session.id))
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_LENGTH, size)
-                .body(body),
+        let hasher = Arc::new(std::sync::Mutex::new(Sha256::new()));
+        let (body, size) = file_body(path, progress, Some(hasher.clone())).await?;
+        let response = self
+            .send(
+                self.request(Method::PUT, &format!("api/v1/uploads/{}/image", session.id))
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size)
+                    .body(body),
+            )
+            .await?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|source| ClientError::Http {
+            url: self.base.to_string(),
+            source,
+        })?;
+        if status != StatusCode::ACCEPTED {
+            // Published at once: the session declared the sha256.
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        let sent = {
+            let h = hasher
+                .lock()
+                .map_err(|_| ClientError::Decode("hasher poisoned".into()))?;
+            hex::encode(h.clone().finalize())
+        };
+        self.with_body(
+            Method::POST,
+            &format!("api/v1/uploads/{}/commit", session.id),
+            &UploadCommit { sha256: sent },
         )
         .await
     }
@@ -453,8 +479,13 @@ fn with_arch(path: &str, arch: Option<&str>) -> String {
     }
 }
 
-/// A streaming body over a file, and the file's size.
-async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwest::Body, u64)> {
+/// A streaming body over a file, and the file's size; the bytes go through
+/// `hasher` on their way out when one is given.
+async fn file_body(
+    path: &Path,
+    progress: Option<Progress>,
+    hasher: Option<Arc<std::sync::Mutex<Sha256>>>,
+) -> Result<(reqwest::Body, u64)> {
     let io = |source| ClientError::Io {
         path: path.to_path_buf(),
         source,
@@ -463,35 +494,16 @@ async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwest::
     let size = file.metadata().await.map_err(io)?.len();
     let stream =
         tokio_util::io::ReaderStream::with_capacity(file, CHUNK).inspect_ok(move |chunk| {
+            if let Some(h) = &hasher
+                && let Ok(mut h) = h.lock()
+            {
+                h.update(chunk);
+            }
             if let Some(p) = &progress {
                 p(chunk.len() as u64);
             }
         });
     Ok((reqwest::Body::wrap_stream(stream), size))
-}
-
-/// The sha256 (lower-case hex) and size of a file, read once.
-pub async fn sha256_file(path: &Path, progress: Option<Progress>) -> Result<(String, u64)> {
-    let io = |source| ClientError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).await.map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-        if let Some(p) = &progress {
-            p(n as u64);
-        }
-    }
-    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Whether an error means "not found" (404).

@@ -84,6 +84,28 @@ pub struct SignedUp {
     pub token: CreatedToken,
 }
 
+/// The answer (202) to the image `PUT` of a session opened without a
+/// sha256: the bytes are stored and checked, but not published until the
+/// client confirms their hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UploadReceived {
+    /// Lower-case hex sha256 of the bytes the registry received.
+    pub sha256: String,
+    pub size: u64,
+    /// `POST` an [`UploadCommit`] here.
+    pub commit_url: String,
+}
+
+/// `POST /api/v1/uploads/{id}/commit`: the sha256 the client computed
+/// while sending; the image is published only when it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UploadCommit {
+    pub sha256: String,
+}
+
 /// A team and its members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -364,8 +386,12 @@ pub struct UploadRequest {
     pub tags: Vec<String>,
     /// Exact size of the SIF in bytes.
     pub size: u64,
-    /// Lower-case hex sha256 of the SIF.
-    pub sha256: String,
+    /// Lower-case hex sha256 of the SIF, when the client knows it before
+    /// sending. Without it the client hashes while it sends, and confirms
+    /// with `POST /api/v1/uploads/{id}/commit`: one read of the file instead
+    /// of two.
+    #[serde(default)]
+    pub sha256: Option<String>,
     /// The SIF's architecture, as the client read it; the server checks it.
     #[serde(default)]
     pub arch: Option<String>,

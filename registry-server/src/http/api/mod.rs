@@ -94,6 +94,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(uploads::start_upload))
         .routes(routes!(uploads::put_log))
         .routes(routes!(uploads::put_image))
+        .routes(routes!(uploads::commit_image))
         .split_for_parts();
     // axum spells a parameter that spans several segments `{*name}`;
     // OpenAPI knows only `{name}`.

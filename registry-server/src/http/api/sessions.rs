@@ -29,8 +29,12 @@ pub struct Session {
     /// Every tag to set: the reference's first.
     pub tags: Vec<String>,
     pub size: u64,
-    /// Lower-case hex.
-    pub sha256: String,
+    /// Lower-case hex, when declared up front.
+    pub sha256: Option<String>,
+    /// Bytes received but not yet published: the image of a session opened
+    /// without a sha256 waits here for the client's confirmation.
+    #[serde(default)]
+    pub received: Option<Received>,
     pub arch: Option<String>,
     pub private: Option<bool>,
     pub build: Option<BuildMetadata>,
@@ -38,6 +42,16 @@ pub struct Session {
     pub log: Option<LogInfo>,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+/// A verified SIF, at its content address, not yet published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Received {
+    pub sha256: String,
+    pub size: u64,
+    /// `sha256:<hex>`
+    pub digest: String,
+    pub facts: crate::publish::SifFacts,
 }
 
 impl Session {

@@ -5,20 +5,24 @@
 //! size and sha256 compared with the declaration, SIF structure and
 //! architecture checked by `publish.rs`), then creates what the reference
 //! lacks, publishes the image with its build metadata in one transaction,
-//! and tags it.
+//! and tags it. A session opened without a sha256 stops before publishing
+//! (202) until `POST .../commit` confirms the client's own hash of what it
+//! sent, so that the client reads its file only once.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_LENGTH};
+use axum::response::{IntoResponse, Response};
 use sreg_api::v1::{
-    BuildInfo, BuildMetadata, ErrorBody, Image as ImageView, LogInfo, UploadRequest, UploadSession,
+    BuildInfo, BuildMetadata, ErrorBody, Image as ImageView, LogInfo, UploadCommit, UploadReceived,
+    UploadRequest, UploadSession,
 };
 
 use super::error::{ApiError, ApiResult};
 use super::json::JsonBody;
 use super::resolve::{self, PushTarget};
-use super::sessions::{self, SESSION_TTL_MS, Session};
+use super::sessions::{self, Received, SESSION_TTL_MS, Session};
 use super::views;
 use crate::db::now_ms;
 use crate::error::Error;
@@ -86,9 +90,15 @@ pub async fn start_upload(
             all_tags.push(t.clone());
         }
     }
-    let sha256 = req.sha256.to_ascii_lowercase();
-    catalog::validate_hash(&format!("sha256.{sha256}"))
-        .map_err(|_| ApiError::bad_request("sha256 must be 64 hex digits"))?;
+    let sha256 = match &req.sha256 {
+        Some(declared) => {
+            let sha = declared.to_ascii_lowercase();
+            catalog::validate_hash(&format!("sha256.{sha}"))
+                .map_err(|_| ApiError::bad_request("sha256 must be 64 hex digits"))?;
+            Some(sha)
+        }
+        None => None,
+    };
     if req.size == 0 {
         return Err(ApiError::bad_request("an image cannot be empty"));
     }
@@ -109,8 +119,8 @@ pub async fn start_upload(
     }
     let build = req.build.map(check_build).transpose()?;
     let target = resolve::push_target(&state, &user, &r).await?;
-    if let (Some(k), Some(arch)) = (&target.container, &req.arch) {
-        check_frozen(&state, k.id, arch, &all_tags, &sha256).await?;
+    if let (Some(k), Some(arch), Some(sha)) = (&target.container, &req.arch, &sha256) {
+        check_frozen(&state, k.id, arch, &all_tags, sha).await?;
     }
     let now = now_ms();
     let session = Session {
@@ -122,6 +132,7 @@ pub async fn start_upload(
         tags: all_tags,
         size: req.size,
         sha256,
+        received: None,
         arch: req.arch,
         private: req.private,
         build,
@@ -218,7 +229,8 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     params(("id" = String, Path, description = "Upload session id")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The SIF file"),
     responses(
-        (status = 201, description = "Image published", body = sreg_api::v1::Image),
+        (status = 201, description = "Image published (the session declared its sha256)", body = sreg_api::v1::Image),
+        (status = 202, description = "Received and checked; publish it with `commit`", body = UploadReceived),
         (status = 400, description = "Size, sha256, SIF structure or architecture do not match", body = ErrorBody),
         (status = 401, description = "No token, or a bad one", body = ErrorBody),
         (status = 403, description = "The caller may no longer push there", body = ErrorBody),
@@ -233,9 +245,15 @@ pub async fn put_image(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<(StatusCode, Json<ImageView>)> {
+) -> ApiResult<Response> {
     let user = signed_in(&state, &headers).await?;
-    let session = sessions::load(&state.storage, &id, user.id).await?;
+    let mut session = sessions::load(&state.storage, &id, user.id).await?;
+    if session.received.is_some() {
+        return Err(ApiError::status(
+            StatusCode::CONFLICT,
+            "this session already has its image: commit it, or start the push again",
+        ));
+    }
     if let Some(n) = content_length(&headers)
         && n != session.size
     {
@@ -248,9 +266,90 @@ pub async fn put_image(
     let upload = state.storage.ingest(body.into_data_stream(), limit).await?;
     let expect = Expect {
         size: Some(session.size),
-        sha256: Some(session.sha256.clone()),
+        sha256: session.sha256.clone(),
     };
     let (facts, digest) = publish::verify_and_commit(&state.storage, &upload, &expect).await?;
+    let received = Received {
+        sha256: upload.sha256.clone(),
+        size: upload.size,
+        digest,
+        facts,
+    };
+    if session.sha256.is_some() {
+        return Ok(finish(&state, &user, &session, received)
+            .await?
+            .into_response());
+    }
+    // The client hashed while sending: wait for its word before publishing.
+    session.received = Some(received.clone());
+    sessions::save(&state.storage, &session).await?;
+    let answer = UploadReceived {
+        sha256: received.sha256,
+        size: received.size,
+        commit_url: format!("/api/v1/uploads/{}/commit", session.id),
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Confirm the sha256 of an image sent without one; publish it if it matches.
+///
+/// The client hashes the file while sending it, so it reads it only once.
+/// A mismatch means the bytes changed on the way: nothing is published, and
+/// the push must start again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/uploads/{id}/commit",
+    tag = "push and pull",
+    params(("id" = String, Path, description = "Upload session id")),
+    request_body = UploadCommit,
+    responses(
+        (status = 201, description = "Image published", body = sreg_api::v1::Image),
+        (status = 400, description = "The sha256 differs from what was received", body = ErrorBody),
+        (status = 401, description = "No token, or a bad one", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 409, description = "No image received yet, or a tag is frozen", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn commit_image(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(commit): JsonBody<UploadCommit>,
+) -> ApiResult<(StatusCode, Json<ImageView>)> {
+    let user = signed_in(&state, &headers).await?;
+    let session = sessions::load(&state.storage, &id, user.id).await?;
+    let Some(received) = session.received.clone() else {
+        return Err(ApiError::status(
+            StatusCode::CONFLICT,
+            "no image received in this session yet: PUT it first",
+        ));
+    };
+    if !commit.sha256.eq_ignore_ascii_case(&received.sha256) {
+        // The stored bytes stay unreferenced; gc removes them.
+        sessions::remove(&state.storage, &session.id).await;
+        return Err(ApiError::bad_request(format!(
+            "the registry received bytes with sha256 {}, but the client sent {}: the upload was corrupted on the way; push again",
+            received.sha256, commit.sha256
+        )));
+    }
+    finish(&state, &user, &session, received).await
+}
+
+/// Publishes a verified image: creates what the reference lacks, publishes
+/// with the build metadata in one transaction, and tags.
+async fn finish(
+    state: &AppState,
+    user: &User,
+    session: &Session,
+    received: Received,
+) -> ApiResult<(StatusCode, Json<ImageView>)> {
+    let Received {
+        sha256,
+        size,
+        digest,
+        facts,
+    } = received;
     if let Some(declared) = &session.arch {
         publish::check_arch(&probe(&facts.arch), declared)?;
     }
@@ -268,24 +367,24 @@ pub async fn put_image(
         container: session.container.clone(),
         tag: session.tags[0].clone(),
     };
-    let target: PushTarget = resolve::push_target(&state, &user, &r).await?;
+    let target: PushTarget = resolve::push_target(state, user, &r).await?;
     if let Some(k) = &target.container {
-        check_frozen(&state, k.id, &arch, &session.tags, &session.sha256).await?;
+        check_frozen(state, k.id, &arch, &session.tags, &sha256).await?;
     }
     let (collection, container) =
-        resolve::create_missing(&state, &user, &target, session.private).await?;
+        resolve::create_missing(state, user, &target, session.private).await?;
     let db = &state.db.pool;
-    let hash = format!("sha256.{}", upload.sha256);
+    let hash = format!("sha256.{sha256}");
     let image = catalog::get_or_create_image(db, container.id, &hash, "", user.id).await?;
 
     let build = (session.build.is_some() || session.log.is_some()).then(|| BuildInfo {
         metadata: session.build.clone().unwrap_or_default(),
-        size: upload.size as i64,
-        sha256: upload.sha256.clone(),
+        size: size as i64,
+        sha256: sha256.clone(),
         log: session.log.clone(),
         pushed_by: Some(user.name.clone()),
     });
-    let mut published = publish::published(&facts, upload.size, digest);
+    let mut published = publish::published(&facts, size, digest);
     published.build = match &build {
         Some(b) => Some(serde_json::to_string(b).map_err(|e| Error::Internal(e.to_string()))?),
         None => None,
@@ -297,12 +396,12 @@ pub async fn put_image(
     sessions::remove(&state.storage, &session.id).await;
     tracing::info!(
         image = %format!("{}/{}/{}:{}", collection.entity_name, collection.name, container.name, session.tags[0]),
-        size = upload.size,
+        size,
         user = %user.name,
         "image pushed over /api/v1"
     );
     let view = views::image(
-        &state,
+        state,
         &collection,
         &container,
         &image,
