@@ -15,8 +15,14 @@ fn body(b: Vec<u8>) -> impl futures_util::Stream<Item = Result<Bytes, std::io::E
     stream::iter(vec![Ok(Bytes::from(b))])
 }
 
-#[tokio::test]
-async fn unreferenced_blobs_and_abandoned_uploads_go_referenced_stay() {
+/// A registry on SQLite and a local folder, with one user and one container.
+async fn setup() -> (
+    tempfile::TempDir,
+    Database,
+    Storage,
+    registry_server::model::accounts::User,
+    registry_server::model::catalog::Container,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let db = Database::connect(&format!("sqlite://{}/g.db", tmp.path().display()))
         .await
@@ -25,7 +31,6 @@ async fn unreferenced_blobs_and_abandoned_uploads_go_referenced_stay() {
     let url = url::Url::from_directory_path(tmp.path().join("blobs")).unwrap();
     let storage = Storage::open(url.as_str()).unwrap();
     let pool = &db.pool;
-
     let alice = accounts::create_user(pool, "alice", "", false)
         .await
         .unwrap();
@@ -35,6 +40,13 @@ async fn unreferenced_blobs_and_abandoned_uploads_go_referenced_stay() {
     let cont = catalog::create_container(pool, coll.id, "n", "")
         .await
         .unwrap();
+    (tmp, db, storage, alice, cont)
+}
+
+#[tokio::test]
+async fn unreferenced_blobs_and_abandoned_uploads_go_referenced_stay() {
+    let (_tmp, db, storage, alice, cont) = setup().await;
+    let pool = &db.pool;
 
     // One published image, one orphan blob, one abandoned upload.
     let kept = sif_bytes("amd64", 10_000, 1);
@@ -94,23 +106,8 @@ async fn unreferenced_blobs_and_abandoned_uploads_go_referenced_stay() {
 #[tokio::test]
 async fn parts_of_a_multipart_upload_under_way_are_kept_until_it_expires() {
     use object_store::ObjectStoreExt;
-    let tmp = tempfile::tempdir().unwrap();
-    let db = Database::connect(&format!("sqlite://{}/g.db", tmp.path().display()))
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    let url = url::Url::from_directory_path(tmp.path().join("blobs")).unwrap();
-    let storage = Storage::open(url.as_str()).unwrap();
+    let (_tmp, db, storage, alice, cont) = setup().await;
     let pool = &db.pool;
-    let alice = accounts::create_user(pool, "alice", "", false)
-        .await
-        .unwrap();
-    let coll = catalog::create_collection(pool, alice.id, "c", false, alice.id)
-        .await
-        .unwrap();
-    let cont = catalog::create_container(pool, coll.id, "n", "")
-        .await
-        .unwrap();
     let img = catalog::get_or_create_image(
         pool,
         cont.id,

@@ -4,7 +4,7 @@ use sqlx::{AnyPool, FromRow};
 
 use crate::db::now_ms;
 use crate::error::{Error, Result};
-use crate::model::flag;
+use crate::model::{conflict_if_taken, flag};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Entity {
@@ -49,23 +49,7 @@ pub fn validate_name(kind: &str, name: &str) -> Result<()> {
 pub async fn create_user(db: &AnyPool, name: &str, email: &str, is_admin: bool) -> Result<User> {
     validate_name("user", name)?;
     let mut tx = db.begin().await?;
-    let now = now_ms();
-    let id: i64 = match sqlx::query_scalar(
-        "INSERT INTO entities (name, kind, created_at) VALUES ($1, 'user', $2) RETURNING id",
-    )
-    .bind(name)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await
-    {
-        Ok(id) => id,
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(Error::Conflict(format!(
-                "the name {name:?} is already taken"
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let id = insert_entity(&mut tx, name, "user").await?;
     sqlx::query("INSERT INTO users (entity_id, email, is_admin) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(email)
@@ -74,6 +58,23 @@ pub async fn create_user(db: &AnyPool, name: &str, email: &str, is_admin: bool) 
         .await?;
     tx.commit().await?;
     user_by_id(db, id).await
+}
+
+/// Users and teams share one namespace: the entities.
+async fn insert_entity(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    kind: &str,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO entities (name, kind, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(name)
+    .bind(kind)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| conflict_if_taken(e, || format!("the name {name:?} is already taken")))
 }
 
 pub async fn user_by_id(db: &AnyPool, id: i64) -> Result<User> {
@@ -114,22 +115,7 @@ pub async fn entity_by_id(db: &AnyPool, id: i64) -> Result<Entity> {
 pub async fn create_team(db: &AnyPool, name: &str, owner: i64) -> Result<Entity> {
     validate_name("team", name)?;
     let mut tx = db.begin().await?;
-    let id: i64 = match sqlx::query_scalar(
-        "INSERT INTO entities (name, kind, created_at) VALUES ($1, 'team', $2) RETURNING id",
-    )
-    .bind(name)
-    .bind(now_ms())
-    .fetch_one(&mut *tx)
-    .await
-    {
-        Ok(id) => id,
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(Error::Conflict(format!(
-                "the name {name:?} is already taken"
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let id = insert_entity(&mut tx, name, "team").await?;
     sqlx::query("INSERT INTO team_members (team_id, user_id, role) VALUES ($1, $2, 'owner')")
         .bind(id)
         .bind(owner)

@@ -6,7 +6,7 @@ use sqlx::{AnyPool, FromRow};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::model::accounts::validate_name;
-use crate::model::flag;
+use crate::model::{conflict_if_taken, flag};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Collection {
@@ -108,7 +108,7 @@ pub async fn create_collection(
     validate_name("collection", name)?;
     let mut tx = db.begin().await?;
     let now = now_ms();
-    let id: i64 = match sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO collections (entity_id, name, private, created_by, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
     )
@@ -119,15 +119,7 @@ pub async fn create_collection(
     .bind(now)
     .fetch_one(&mut *tx)
     .await
-    {
-        Ok(id) => id,
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(Error::Conflict(format!(
-                "collection {name:?} already exists"
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    .map_err(|e| conflict_if_taken(e, || format!("collection {name:?} already exists")))?;
     sqlx::query(
         "INSERT INTO collection_members (collection_id, user_id, role) VALUES ($1, $2, 'owner')",
     )
@@ -218,7 +210,7 @@ pub async fn create_container(
 ) -> Result<Container> {
     validate_name("container", name)?;
     let now = now_ms();
-    match sqlx::query_as(&format!(
+    sqlx::query_as(&format!(
         "INSERT INTO containers (collection_id, name, description, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $4) RETURNING {CONTAINER_COLUMNS}"
     ))
@@ -228,13 +220,7 @@ pub async fn create_container(
     .bind(now)
     .fetch_one(db)
     .await
-    {
-        Ok(c) => Ok(c),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::Conflict(format!(
-            "container {name:?} already exists"
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    .map_err(|e| conflict_if_taken(e, || format!("container {name:?} already exists")))
 }
 
 const IMAGE_COLUMNS: &str =
