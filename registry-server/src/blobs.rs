@@ -108,6 +108,15 @@ impl Storage {
         } else {
             self.store.rename(&upload.temp, &target).await?;
         }
+        // On a local folder, the bytes and the name reach the disk before the
+        // image is published: a power loss cannot leave a published image
+        // without its content. (S3 answers a PUT only once it is durable.)
+        if let Some(file) = self.local_file(&target) {
+            tokio::task::spawn_blocking(move || sync_file_and_folder(&file))
+                .await
+                .map_err(|e| Error::Internal(format!("fsync task failed: {e}")))?
+                .map_err(|e| Error::Internal(format!("cannot fsync a stored blob: {e}")))?;
+        }
         Ok(format!("sha256:{}", upload.sha256))
     }
 
@@ -145,6 +154,14 @@ impl Storage {
             runtime: tokio::runtime::Handle::current(),
         }
     }
+}
+
+fn sync_file_and_folder(file: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_all()?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// A stored blob being read.

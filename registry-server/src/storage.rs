@@ -25,6 +25,9 @@ pub enum StorageError {
 pub struct Storage {
     pub store: Arc<dyn ObjectStore>,
     pub prefix: Path,
+    /// A local folder (`file://`): its objects are files under `/`, which
+    /// `commit` fsyncs so that a published image survives a power loss.
+    local: bool,
 }
 
 impl Storage {
@@ -42,7 +45,8 @@ impl Storage {
         options: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, StorageError> {
         let parsed = Url::parse(url).map_err(|_| StorageError::Url(url.into()))?;
-        if parsed.scheme() == "file" {
+        let local = parsed.scheme() == "file";
+        if local {
             let dir = parsed
                 .to_file_path()
                 .map_err(|_| StorageError::Url(url.into()))?;
@@ -59,7 +63,14 @@ impl Storage {
         Ok(Self {
             store: Arc::from(store),
             prefix,
+            local,
         })
+    }
+
+    /// The file behind an object of a local folder.
+    pub fn local_file(&self, path: &Path) -> Option<std::path::PathBuf> {
+        self.local
+            .then(|| std::path::Path::new("/").join(path.as_ref()))
     }
 
     /// Writes and deletes a tiny object: fails when the store is unreachable,
