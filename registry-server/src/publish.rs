@@ -36,6 +36,9 @@ pub struct SifFacts {
     pub labels: Option<String>,
     /// JSON array text: one object per partition.
     pub partitions: String,
+    /// Signing entities of the signature objects (upper-case hex).
+    #[serde(default)]
+    pub fingerprints: Vec<String>,
 }
 
 /// Checks an upload and moves it to its content address. Returns the SIF
@@ -107,6 +110,7 @@ pub fn published(facts: &SifFacts, size: u64, blob_digest: String) -> Published 
         labels: facts.labels.clone(),
         partitions: Some(facts.partitions.clone()),
         build: None,
+        fingerprints: Some(serde_json::json!(facts.fingerprints).to_string()),
     }
 }
 
@@ -158,6 +162,12 @@ fn facts<R: std::io::Read + std::io::Seek>(reader: R) -> Result<SifFacts> {
         }
     }
     let signed = sif.first_of(DataType::Signature).is_some();
+    let mut fingerprints: Vec<String> = sif
+        .descriptors_of(DataType::Signature)
+        .filter_map(|d| d.signature()?.fingerprint_hex())
+        .collect();
+    fingerprints.sort();
+    fingerprints.dedup();
     let small_text = |sif: &mut Sif<R>, kind: DataType| -> Option<String> {
         let id = sif
             .first_of(kind)
@@ -178,5 +188,6 @@ fn facts<R: std::io::Read + std::io::Seek>(reader: R) -> Result<SifFacts> {
         deffile,
         labels,
         partitions: serde_json::Value::Array(partitions).to_string(),
+        fingerprints,
     })
 }

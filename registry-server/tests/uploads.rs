@@ -159,3 +159,50 @@ fn uploads_on_s3() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(stored[0].starts_with("reg/blobs/sha256/"), "{stored:?}");
 }
+
+/// A signed SIF: its signing entity is kept, for `library://` image JSON
+/// (`fingerprints`) and `/api/v1`.
+#[tokio::test]
+async fn signatures_give_their_signing_fingerprints() {
+    use sreg_sif::{Arch, DataType, Extra, HashType, Link, ObjectInput, SifBuilder, SignatureMeta};
+    let fingerprint = "433FE984155206BD962725E20E8713472A879943";
+    let mut entity = [0u8; 256];
+    entity[..20].copy_from_slice(&hex::decode(fingerprint).unwrap());
+    let part = vec![7u8; 8192];
+    let mut out = std::io::Cursor::new(Vec::new());
+    SifBuilder::new()
+        .object(ObjectInput::definition_file(&b"Bootstrap: scratch\n"[..]))
+        .object(ObjectInput::primary_squashfs(part.as_slice(), Arch::AMD64))
+        .object(
+            ObjectInput::new(
+                DataType::Signature,
+                &b"-----BEGIN PGP SIGNED MESSAGE-----"[..],
+            )
+            .link(Link::Object(2))
+            .extra(Extra::Signature(SignatureMeta {
+                hash_type: HashType::Sha256,
+                entity,
+            })),
+        )
+        .write(&mut out)
+        .unwrap();
+    let bytes = out.into_inner();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(tmp.path().join("blobs")).unwrap();
+    let storage = Storage::open(url.as_str()).unwrap();
+    let up = storage.ingest(body(&bytes), 1 << 30).await.unwrap();
+    let (facts, _) = verify_and_commit(&storage, &up, &Expect::default())
+        .await
+        .unwrap();
+    assert!(facts.signed);
+    assert_eq!(facts.fingerprints, [fingerprint]);
+
+    // Unsigned images have none.
+    let plain = sif_bytes("amd64", 4096, 3);
+    let up = storage.ingest(body(&plain), 1 << 30).await.unwrap();
+    let (facts, _) = verify_and_commit(&storage, &up, &Expect::default())
+        .await
+        .unwrap();
+    assert!(!facts.signed && facts.fingerprints.is_empty());
+}

@@ -280,6 +280,9 @@ pub struct Image {
     /// Stars of its container.
     pub stars: i64,
     pub signed: bool,
+    /// Fingerprints of the entities that signed the image (upper-case hex).
+    #[serde(default)]
+    pub fingerprints: Vec<String>,
     pub encrypted: bool,
     pub definition_file: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]

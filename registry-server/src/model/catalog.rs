@@ -50,6 +50,8 @@ pub struct Image {
     pub labels: Option<String>,
     pub partitions: Option<String>,
     pub build: Option<String>,
+    /// JSON array of the signing entities' fingerprints.
+    pub fingerprints: Option<String>,
     pub created_by: Option<i64>,
     pub created_at: i64,
     pub uploaded_at: Option<i64>,
@@ -225,7 +227,8 @@ pub async fn create_container(
 
 const IMAGE_COLUMNS: &str =
     "id, container_id, hash, size, arch, uploaded, blob_digest, description, signed,
-     encrypted, deffile, labels, partitions, build, created_by, created_at, uploaded_at, downloads";
+     encrypted, deffile, labels, partitions, build, fingerprints, created_by, created_at,
+     uploaded_at, downloads";
 
 /// `sha256.<64 lower-case hex>`, the library API's image hash.
 pub fn validate_hash(hash: &str) -> Result<()> {
@@ -311,6 +314,7 @@ pub struct Published {
     pub labels: Option<String>,
     pub partitions: Option<String>,
     pub build: Option<String>,
+    pub fingerprints: Option<String>,
 }
 
 /// Makes an image visible: records its blob and metadata and sets
@@ -330,8 +334,8 @@ pub async fn publish_image(db: &AnyPool, image_id: i64, p: &Published) -> Result
     sqlx::query(
         "UPDATE images SET uploaded = 1, size = $1, arch = $2, blob_digest = $3, signed = $4,
                 encrypted = $5, deffile = $6, labels = $7, partitions = $8,
-                build = COALESCE($9, build), uploaded_at = $10
-         WHERE id = $11",
+                build = COALESCE($9, build), uploaded_at = $10, fingerprints = $11
+         WHERE id = $12",
     )
     .bind(p.size)
     .bind(&p.arch)
@@ -343,6 +347,7 @@ pub async fn publish_image(db: &AnyPool, image_id: i64, p: &Published) -> Result
     .bind(&p.partitions)
     .bind(&p.build)
     .bind(now)
+    .bind(&p.fingerprints)
     .bind(image_id)
     .execute(&mut *tx)
     .await?;

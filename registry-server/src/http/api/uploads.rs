@@ -428,6 +428,7 @@ fn probe(arch: &str) -> Image {
         labels: None,
         partitions: None,
         build: None,
+        fingerprints: None,
         created_by: None,
         created_at: 0,
         uploaded_at: None,

@@ -165,6 +165,11 @@ pub async fn image(
         downloads: i.downloads,
         stars: activity::star_count(db, k.id).await?,
         signed: i.signed != 0,
+        fingerprints: i
+            .fingerprints
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or_default(),
         encrypted: i.encrypted != 0,
         definition_file: i.deffile.clone(),
         labels: i

@@ -195,7 +195,9 @@ pub async fn image(db: &AnyPool, c: &Collection, k: &Container, i: &Image) -> Re
             "uploaded": i.is_uploaded(),
             "signed": i.signed != 0,
             "encrypted": i.encrypted != 0,
-            "fingerprints": [],
+            "fingerprints": i.fingerprints.as_deref()
+                .and_then(|f| serde_json::from_str::<Vec<String>>(f).ok())
+                .unwrap_or_default(),
             "customData": "",
             "entity": c.entity_id.to_string(),
             "entityName": c.entity_name,
