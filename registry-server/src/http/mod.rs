@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 mod health;
 pub mod library;
+pub mod range;
 pub mod shub;
 
 use axum::Router;

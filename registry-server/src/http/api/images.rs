@@ -1,7 +1,5 @@
 //! Images: their JSON, their SIF (streamed, with `Range`) and their build log.
 
-use std::ops::Range;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -16,6 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::resolve;
 use super::views;
 use crate::http::auth;
+use crate::http::range::{self as byte_range, RangeAsk};
 use crate::model::activity::{self, Client};
 use crate::serve::AppState;
 
@@ -88,9 +87,10 @@ pub async fn download_file(
     let size = u64::try_from(i.size).unwrap_or(0);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
-        Some(value) => match parse_range(value, size) {
-            Some(r) => Some(r),
-            None => {
+        // Anything but one satisfiable byte range is refused (416).
+        Some(value) => match byte_range::parse(value, size) {
+            RangeAsk::One(r) => Some(r),
+            RangeAsk::Ignore | RangeAsk::Unsatisfiable => {
                 let mut resp = ApiError::status(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     format!("range {value:?} is not within the file's {size} bytes"),
@@ -134,33 +134,6 @@ pub async fn download_file(
     builder
         .body(body)
         .map_err(|e| crate::error::Error::Internal(e.to_string()).into())
-}
-
-/// One byte range of a `Range` header, as a half-open range within `size`;
-/// `None` when unsatisfiable or not understood.
-fn parse_range(value: &str, size: u64) -> Option<Range<u64>> {
-    let spec = value.trim().strip_prefix("bytes=")?.trim();
-    if spec.contains(',') {
-        return None;
-    }
-    let (first, last) = spec.split_once('-')?;
-    let (first, last) = (first.trim(), last.trim());
-    let range = if first.is_empty() {
-        let suffix: u64 = last.parse().ok()?;
-        if suffix == 0 {
-            return None;
-        }
-        size.saturating_sub(suffix)..size
-    } else {
-        let start: u64 = first.parse().ok()?;
-        let end = if last.is_empty() {
-            size
-        } else {
-            last.parse::<u64>().ok()?.saturating_add(1).min(size)
-        };
-        start..end
-    };
-    (range.start < range.end && range.start < size).then_some(range)
 }
 
 /// An image's build log, when its push carried one.
@@ -207,21 +180,4 @@ pub async fn download_log(
             got.into_stream().map_err(std::io::Error::other),
         ))
         .map_err(|e| crate::error::Error::Internal(e.to_string()).into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-99", 1000), Some(0..100));
-        assert_eq!(parse_range("bytes=900-", 1000), Some(900..1000));
-        assert_eq!(parse_range("bytes=-10", 1000), Some(990..1000));
-        assert_eq!(parse_range("bytes=990-5000", 1000), Some(990..1000));
-        assert_eq!(parse_range("bytes=1000-", 1000), None);
-        assert_eq!(parse_range("bytes=5-4", 1000), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), None);
-        assert_eq!(parse_range("items=0-1", 1000), None);
-    }
 }

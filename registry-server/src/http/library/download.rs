@@ -14,8 +14,6 @@
 //! checking the status). A pull is recorded once: on the 200 or on the 303,
 //! never on a ranged GET.
 
-use std::ops::Range;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -25,6 +23,7 @@ use super::envelope::{ApiResult, LibPath};
 use super::{Query, image_by_id, parse_id, resolve};
 use crate::error::Error;
 use crate::http::auth;
+use crate::http::range::{self as byte_range, RangeAsk};
 use crate::model::access::{self, Access, Caller};
 use crate::model::activity::{self, Client};
 use crate::model::catalog::{Collection, Image};
@@ -104,7 +103,10 @@ async fn serve(state: &AppState, image: &Image, range: Option<&HeaderValue>) -> 
         .blob_digest
         .as_deref()
         .ok_or_else(|| Error::Internal(format!("image {} has no blob", image.id)))?;
-    let wanted = match range.map(|v| parse_range(v, size)) {
+    let wanted = match range
+        .and_then(|v| v.to_str().ok())
+        .map(|v| byte_range::parse(v, size))
+    {
         None | Some(RangeAsk::Ignore) => None,
         Some(RangeAsk::One(r)) => Some(r),
         Some(RangeAsk::Unsatisfiable) => {
@@ -151,53 +153,4 @@ async fn serve(state: &AppState, image: &Image, range: Option<&HeaderValue>) -> 
         }
     }
     Ok(resp)
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum RangeAsk {
-    /// Serve this half-open range with a 206.
-    One(Range<u64>),
-    /// Not a single byte range we understand (several ranges, another
-    /// unit): HTTP allows answering the whole file with a 200.
-    Ignore,
-    /// 416.
-    Unsatisfiable,
-}
-
-fn parse_range(value: &HeaderValue, size: u64) -> RangeAsk {
-    let Ok(text) = value.to_str() else {
-        return RangeAsk::Ignore;
-    };
-    match http_range_header::parse_range_header(text) {
-        Ok(parsed) => match parsed.validate(size) {
-            Ok(ranges) => match ranges.as_slice() {
-                [one] => RangeAsk::One(*one.start()..*one.end() + 1),
-                _ => RangeAsk::Ignore,
-            },
-            Err(_) => RangeAsk::Unsatisfiable,
-        },
-        Err(_) => RangeAsk::Ignore,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ask(v: &str, size: u64) -> RangeAsk {
-        parse_range(&HeaderValue::from_str(v).unwrap(), size)
-    }
-
-    #[test]
-    fn ranges_as_clients_send_them() {
-        assert_eq!(ask("bytes=0-511", 1024), RangeAsk::One(0..512));
-        assert_eq!(ask("bytes=512-1023", 1024), RangeAsk::One(512..1024));
-        // The 1.0 client's probe asks one byte past a 1024-byte file.
-        assert_eq!(ask("bytes=0-1024", 1024), RangeAsk::One(0..1024));
-        assert_eq!(ask("bytes=1000-", 1024), RangeAsk::One(1000..1024));
-        assert_eq!(ask("bytes=-24", 1024), RangeAsk::One(1000..1024));
-        assert_eq!(ask("bytes=2000-3000", 1024), RangeAsk::Unsatisfiable);
-        assert_eq!(ask("bytes=0-1,5-6", 1024), RangeAsk::Ignore);
-        assert_eq!(ask("items=0-1", 1024), RangeAsk::Ignore);
-    }
 }
