@@ -29,6 +29,115 @@ pub enum Command {
     Pull(PullArgs),
     /// Search the registry's collections and containers.
     Search(SearchArgs),
+    /// Build a SIF image from a recipe (definition file), with a JSON build record beside it.
+    Build(BuildArgs),
+    /// Runs one command inside a root filesystem (used by the native backend).
+    #[command(name = "__run-in-rootfs", hide = true)]
+    RunInRootfs(RunInRootfsArgs),
+}
+
+/// Where `sreg build` runs a recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// apptainer or singularity when on PATH, else native.
+    Auto,
+    Apptainer,
+    Singularity,
+    /// Built by sreg itself, without Apptainer.
+    Native,
+    /// Inside a fresh container of a Docker-API engine (Docker, podman).
+    Docker,
+    /// As a Slurm batch job.
+    Slurm,
+}
+
+/// How the native backend runs `%post` and `%test` inside the root filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// chroot in a private mount namespace as root; otherwise a user namespace, else proot.
+    Auto,
+    /// chroot with /proc, /sys, /dev bound in a private mount namespace (root only).
+    Chroot,
+    /// A user namespace where the caller is root, then chroot.
+    Userns,
+    /// proot (no privileges needed).
+    Proot,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The recipe (definition file).
+    pub recipe: PathBuf,
+    /// The image to write (default: NAME_TAG.sif in the current folder, named as `sreg recipes`
+    /// names the recipe). The build record goes beside it as NAME_TAG.build.json, the log as
+    /// NAME_TAG.build.log.
+    #[arg(short, long, value_name = "OUT.sif")]
+    pub output: Option<PathBuf>,
+    /// Where to build.
+    #[arg(long, value_enum, default_value = "auto", env = "SREG_BUILD_BACKEND")]
+    pub backend: BackendKind,
+    /// A build argument for `{{ NAME }}` in the recipe (repeatable).
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+    /// A file of NAME=VALUE lines of build arguments.
+    #[arg(long, value_name = "FILE")]
+    pub build_arg_file: Option<PathBuf>,
+    /// Do not run the recipe's %test section.
+    #[arg(long)]
+    pub notest: bool,
+    /// Stop the build after this long (such as 90m or 2h); the partial image is removed.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Replace OUT if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Folder for the root filesystems of a native build (default: beside OUT).
+    #[arg(long, value_name = "DIR", env = "SREG_TMPDIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// Reach OCI, ORAS, library and shub registries over plain HTTP.
+    #[arg(long, env = "SREG_NOHTTPS")]
+    pub nohttps: bool,
+    /// How the native backend runs %post and %test.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub isolation: Isolation,
+    /// Print the build log only to the log file, not to stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The container image the docker backend builds in.
+    #[arg(long, value_name = "IMAGE", env = "SREG_DOCKER_IMAGE")]
+    pub docker_image: Option<String>,
+    /// Slurm partition for the slurm backend.
+    #[arg(long, value_name = "NAME", env = "SREG_SLURM_PARTITION")]
+    pub slurm_partition: Option<String>,
+    /// Slurm time limit for the slurm backend (sbatch --time syntax).
+    #[arg(long, value_name = "TIME")]
+    pub slurm_time: Option<String>,
+    /// More sbatch options (repeatable), such as --slurm-arg=--mem=8G.
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_args: Vec<String>,
+    /// The backend the Slurm job builds with on the compute node.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub slurm_backend: BackendKind,
+}
+
+#[derive(Debug, Args)]
+pub struct RunInRootfsArgs {
+    /// The root filesystem.
+    #[arg(long)]
+    pub rootfs: PathBuf,
+    #[arg(long, value_enum)]
+    pub isolation: Isolation,
+    /// Mount the root filesystem read-only (for %test).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Working directory inside the root filesystem.
+    #[arg(long, default_value = "/")]
+    pub cwd: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +173,9 @@ pub struct PushArgs {
     /// Make a collection this push creates private (default: the registry's setting).
     #[arg(long)]
     pub private: bool,
+    /// Ignore the build record `sreg build` wrote beside the image (NAME.build.json).
+    #[arg(long)]
+    pub no_build_record: bool,
 }
 
 #[derive(Debug, Args)]

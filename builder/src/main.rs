@@ -1,5 +1,6 @@
 //! `sreg`: the command-line tool for CI steps and build nodes.
 
+mod build;
 mod buildmeta;
 mod cli;
 mod commands;
@@ -18,6 +19,8 @@ fn main() {
         Command::Push(args) => commands::push::run(&args),
         Command::Pull(args) => commands::pull::run(&args),
         Command::Search(args) => commands::search::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::RunInRootfs(args) => build::native::run_in_rootfs(&args),
     };
     if let Err(err) = result {
         // `sreg inspect x.sif | head` closes the pipe early: not an error.

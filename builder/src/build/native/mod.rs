@@ -1,0 +1,20 @@
+//! The native backend: builds a SIF in Rust, without Apptainer.
+
+pub mod bootstrap;
+pub mod unpack;
+
+use anyhow::{Result, bail};
+
+use super::job::{BackendInfo, Job};
+use crate::cli::RunInRootfsArgs;
+
+pub async fn build(job: &Job<'_>) -> Result<BackendInfo> {
+    let _ = job;
+    bail!("the native backend is not built yet")
+}
+
+/// `sreg __run-in-rootfs`: runs one command inside a root filesystem.
+pub fn run_in_rootfs(args: &RunInRootfsArgs) -> Result<()> {
+    let _ = args;
+    bail!("not built yet")
+}
