@@ -1,6 +1,7 @@
 //! The native backend: builds a SIF in Rust, without Apptainer.
 
 pub mod bootstrap;
+pub mod layers;
 pub mod unpack;
 
 use anyhow::{Result, bail};
