@@ -6,10 +6,13 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 /// A shared handle on the log file.
@@ -66,13 +69,16 @@ impl BuildLog {
     }
 
     /// Runs `cmd` with stdin closed and its stdout and stderr into the log,
-    /// line by line. The child is killed when `cancel` fires, and then this
-    /// returns an error.
+    /// line by line. When `cancel` fires, the child and everything it
+    /// started are stopped (see [`stop_group`]), and then this returns an
+    /// error.
     pub async fn run(&self, mut cmd: Command, cancel: &CancellationToken) -> Result<ExitStatus> {
         let shown = format!("{:?}", cmd.as_std());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so a cancel reaches its children too.
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
@@ -82,7 +88,7 @@ impl BuildLog {
         let status = tokio::select! {
             status = child.wait() => status.with_context(|| format!("cannot wait for {shown}"))?,
             () = cancel.cancelled() => {
-                let _ = child.kill().await;
+                stop_group(&mut child).await;
                 bail!("cancelled");
             }
         };
@@ -115,6 +121,29 @@ impl BuildLog {
             }
         })
     }
+}
+
+/// How long a cancelled child's process group has to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Stops a child that leads its own process group, with all its
+/// descendants (Apptainer forks a starter and mksquashfs; a shell its
+/// commands): SIGTERM first so they can clean up, SIGKILL to whatever is
+/// left after [`STOP_GRACE`].
+async fn stop_group(child: &mut Child) {
+    let Some(pgid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+        return; // already reaped
+    };
+    let pgid = Pid::from_raw(pgid);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+    // The group outlives its leader while a descendant is alive.
+    while killpg(pgid, None).is_ok() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let _ = child.wait().await;
 }
 
 /// The last `n` lines of a file (reads at most its last 64 KiB).
@@ -169,5 +198,36 @@ mod tests {
         cmd.arg("30");
         assert!(log.run(cmd, &cancel).await.is_err());
         assert!(started.elapsed().as_secs() < 10);
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_the_childs_children_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = BuildLog::create(&dir.path().join("b.log"), false).unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let cancel = CancellationToken::new();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        let c = cancel.clone();
+        let watched = pid_file.clone();
+        tokio::spawn(async move {
+            while !watched.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            c.cancel();
+        });
+        assert!(log.run(cmd, &cancel).await.is_err());
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Reaped by init once killed; give it a moment.
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        assert!(gone, "the background sleep {pid} outlived the cancel");
     }
 }
