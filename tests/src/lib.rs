@@ -10,6 +10,7 @@ pub mod libclient;
 pub mod postgres;
 pub mod s3;
 mod server;
+pub mod slurm;
 pub mod sregistry_cli;
 
 pub use bins::{bin, free_port, workspace_root};
