@@ -7,6 +7,7 @@ mod bins;
 pub mod capture;
 pub mod images;
 pub mod libclient;
+pub mod oci_registry;
 pub mod postgres;
 pub mod s3;
 mod server;

@@ -2,6 +2,11 @@
 
 pub mod bootstrap;
 pub mod layers;
+pub mod oci_image;
+pub mod oci_layout;
+pub mod oci_pull;
+#[cfg(test)]
+mod oci_test_job;
 pub mod unpack;
 
 use anyhow::{Result, bail};
