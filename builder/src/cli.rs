@@ -105,9 +105,14 @@ pub struct BuildArgs {
     /// Print the build log only to the log file, not to stderr.
     #[arg(short, long)]
     pub quiet: bool,
-    /// The container image the docker backend builds in.
+    /// The container image the docker backend builds in (default:
+    /// localhost/sreg-builder:latest, built from scripts/docker/Dockerfile).
     #[arg(long, value_name = "IMAGE", env = "SREG_DOCKER_IMAGE")]
     pub docker_image: Option<String>,
+    /// The network of the docker backend's build container: the engine's
+    /// default unless set; `none` cuts the build off the network.
+    #[arg(long, value_name = "NETWORK", env = "SREG_DOCKER_NETWORK")]
+    pub docker_network: Option<String>,
     /// Slurm partition for the slurm backend.
     #[arg(long, value_name = "NAME", env = "SREG_SLURM_PARTITION")]
     pub slurm_partition: Option<String>,
