@@ -7,6 +7,7 @@ pub mod oci_layout;
 pub mod oci_pull;
 #[cfg(test)]
 mod oci_test_job;
+pub mod registry_http;
 pub mod unpack;
 
 use anyhow::{Result, bail};
