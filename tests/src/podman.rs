@@ -129,6 +129,14 @@ events_logger = "file"
         serde_json::from_slice(&body).expect("container list JSON")
     }
 
+    /// The engine's version, as `GET /version` says it.
+    pub fn version(&self) -> String {
+        let (status, body) = self.request("GET", "/v1.41/version");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("version JSON");
+        v["Version"].as_str().expect("Version").to_string()
+    }
+
     /// Whether the engine has image `name` (Docker API `/images/NAME/json`).
     pub fn has_image(&self, name: &str) -> bool {
         self.request("GET", &format!("/v1.41/images/{name}/json")).0 == 200

@@ -38,6 +38,12 @@ pub struct Sent {
     pub bytes: u64,
 }
 
+/// The name of `dest` (a path inside the container) in an archive
+/// extracted at `/`: tar names are relative.
+fn entry_name(dest: &str) -> &str {
+    dest.trim_start_matches('/')
+}
+
 /// Uploads `items` into the container, extracted at `/`. Files and folders
 /// are stored as owned by root (the host's owners mean nothing inside).
 pub async fn upload(docker: &Docker, container: &str, items: Vec<Item>) -> Result<Sent> {
@@ -81,7 +87,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, item: &Item, sent: &mut Sent) -> 
             let meta = file.metadata()?;
             let mut header = root_header(&meta);
             header.set_mode(*mode);
-            append_file(tar, header, dest, file, sent)
+            append_file(tar, header, entry_name(dest), file, sent)
         }
         Item::Dir { dest, mode } => {
             let mut header = tar::Header::new_gnu();
@@ -89,7 +95,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, item: &Item, sent: &mut Sent) -> 
             header.set_mode(*mode);
             header.set_size(0);
             header.set_mtime(now());
-            tar.append_data(&mut header, dest, std::io::empty())
+            tar.append_data(&mut header, entry_name(dest), std::io::empty())
                 .with_context(|| format!("cannot add {dest} to the upload"))
         }
         Item::Tree { src, dest, skip } => {
@@ -105,9 +111,9 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, item: &Item, sent: &mut Sent) -> 
                     .strip_prefix(src)
                     .expect("walkdir stays inside");
                 let name = if rel.as_os_str().is_empty() {
-                    dest.clone()
+                    entry_name(dest).to_string()
                 } else {
-                    format!("{dest}/{}", rel.display())
+                    format!("{}/{}", entry_name(dest), rel.display())
                 };
                 let meta = entry
                     .path()

@@ -51,14 +51,15 @@ pub async fn connect() -> Result<Engine> {
             )
         })?,
     };
-    let docker = Docker::connect_with_host(&host)
-        .map_err(|e| anyhow!("cannot use the engine at DOCKER_HOST={host}: {e}"))?
-        .with_timeout(REQUEST_TIMEOUT);
     let unreachable = |e: String| {
         anyhow!(
-            "no Docker-API engine answers at {host}: {e}. {HOW_TO_START}, and set DOCKER_HOST to its address"
+            "no Docker-API engine answers at {host}: {e}. {HOW_TO_START}, and set DOCKER_HOST to \
+             its address"
         )
     };
+    let docker = Docker::connect_with_host(&host)
+        .map_err(|e| unreachable(e.to_string()))?
+        .with_timeout(REQUEST_TIMEOUT);
     let hello = async {
         docker.ping().await?;
         docker.clone().negotiate_version().await
