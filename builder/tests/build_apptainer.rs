@@ -1,9 +1,7 @@
-//! `sreg build --backend apptainer|singularity|auto` against a STAND-IN:
-//! Apptainer cannot be installed on the test machine, so a shell script
-//! named `apptainer` (or `singularity`) first on PATH records the command
-//! line, working folder and environment it is given, and writes a real SIF
-//! (mksquashfs + siftool) holding its arguments. What is tested is sreg's
-//! side: the command line, the log, the exit status, the timeout.
+//! `sreg build --backend apptainer|singularity|auto` against a STAND-IN
+//! apptainer (see `stand_in`), as Apptainer cannot be installed on the test
+//! machine. What is tested is sreg's side: the command line, the log, the
+//! exit status, the timeout.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,88 +9,8 @@ use std::time::{Duration, Instant};
 
 use sreg_tests::bin;
 
-/// What the stand-in does after recording its call.
-#[derive(Clone, Copy)]
-enum Behaviour {
-    /// Writes a SIF and exits 0.
-    Build,
-    /// Prints a FATAL line and exits 255, as Apptainer does.
-    Fail,
-    /// Starts a `sleep 60` child and waits for it.
-    Sleep,
-}
-
-/// A folder with a stand-in `program` in `bin/`, and what it recorded in `record/`.
-struct StandIn {
-    dir: tempfile::TempDir,
-}
-
-impl StandIn {
-    fn new(program: &str, behaviour: Behaviour) -> StandIn {
-        let dir = tempfile::tempdir().unwrap();
-        let bin_dir = dir.path().join("bin");
-        let record = dir.path().join("record");
-        std::fs::create_dir_all(&bin_dir).unwrap();
-        std::fs::create_dir_all(&record).unwrap();
-        let act = match behaviour {
-            Behaviour::Build => {
-                r#"for a; do image=$recipe; recipe=$a; done
-root=$(mktemp -d)
-printf '%s\n' "$@" > "$root/argv"
-mksquashfs "$root" "$root.sqfs" -quiet -noappend -no-progress
-siftool new "$image"
-siftool add --datatype 4 --parttype 2 --partfs 1 --partarch 2 "$image" "$root.sqfs"
-rm -rf "$root" "$root.sqfs"
-echo "INFO:    Build complete: $image""#
-            }
-            Behaviour::Fail => {
-                r#"echo "FATAL:   While performing build: stand-in conveyor failed" >&2
-exit 255"#
-            }
-            Behaviour::Sleep => {
-                r#"sleep 60 &
-echo $! > "$rec/child.pid"
-wait"#
-            }
-        };
-        let script = format!(
-            r#"#!/bin/sh
-# Stand-in for {program}, which cannot be installed on the test machine.
-rec='{record}'
-if [ "$1" = --version ]; then echo "{program} version 1.9.9-stand-in"; exit 0; fi
-printf '%s\n' "$@" > "$rec/argv"
-pwd > "$rec/cwd"
-echo $$ > "$rec/pid"
-echo "INFO:    Starting build (stand-in {program})"
-{act}
-"#,
-            record = record.display()
-        );
-        let path = bin_dir.join(program);
-        std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        StandIn { dir }
-    }
-
-    /// PATH with the stand-in first.
-    fn path_var(&self) -> String {
-        format!(
-            "{}:{}",
-            self.dir.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
-    }
-
-    fn recorded(&self, what: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join("record").join(what))
-            .unwrap_or_else(|e| panic!("the stand-in recorded no {what}: {e}"))
-    }
-
-    fn argv(&self) -> Vec<String> {
-        self.recorded("argv").lines().map(str::to_string).collect()
-    }
-}
+mod stand_in;
+use stand_in::{Behaviour, StandIn};
 
 /// A recipe folder with a recipe using a build argument.
 fn recipe_dir() -> (tempfile::TempDir, PathBuf) {

@@ -7,13 +7,15 @@
 //!
 //! A node is named after the machine's short hostname, so only one such
 //! cluster can run on a machine at a time: [`Cluster::start`] waits for a
-//! machine-wide lock, and [`Cluster::shared`] shares one cluster between the
+//! machine-wide lock (an abstract socket), and [`Cluster::shared`] shares one cluster between the
 //! tests of a test binary (it stops when the last of them lets it go).
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -21,9 +23,13 @@ use std::time::{Duration, Instant};
 
 use crate::free_port;
 
-/// Held while a test cluster runs on this machine; it also names the
-/// daemons of the last cluster, so one left by a killed test run is stopped.
-const LOCK_FILE: &str = "/tmp/sreg-test-slurm.lock";
+/// An abstract Unix socket bound while a test cluster runs on this
+/// machine: the kernel releases it when its process ends, however it ends.
+const LOCK_NAME: &[u8] = b"sreg-test-slurm-cluster";
+
+/// The folder and daemon pids of the last cluster, so daemons left by a
+/// killed test run are stopped.
+const PIDS_FILE: &str = "/tmp/sreg-test-slurm.pids";
 
 /// The partition every job goes to.
 pub const PARTITION: &str = "debug";
@@ -34,7 +40,7 @@ pub struct Cluster {
     /// munged, slurmctld, slurmd: stopped in the reverse order.
     daemons: Vec<(&'static str, Child)>,
     /// Released last, when the daemons are gone.
-    _lock: File,
+    _lock: UnixListener,
 }
 
 static SHARED: Mutex<Weak<Cluster>> = Mutex::new(Weak::new());
@@ -53,16 +59,8 @@ impl Cluster {
 
     /// Starts munged, slurmctld and slurmd, and waits until the node is idle.
     pub fn start() -> Cluster {
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(LOCK_FILE)
-            .unwrap_or_else(|e| panic!("cannot open {LOCK_FILE}: {e}"));
-        lock.lock()
-            .unwrap_or_else(|e| panic!("cannot lock {LOCK_FILE}: {e}"));
-        stop_leftovers(LOCK_FILE);
+        let lock = machine_lock();
+        stop_leftovers(PIDS_FILE);
 
         let dir = tempfile::Builder::new()
             .prefix("sreg-slurm")
@@ -225,13 +223,13 @@ impl Cluster {
         }
     }
 
-    /// Writes the folder and daemon pids into the lock file.
+    /// Writes the folder and daemon pids into [`PIDS_FILE`].
     fn remember_daemons(&self) {
         let mut text = format!("{}\n", self.dir.path().display());
         for (_, child) in &self.daemons {
             text.push_str(&format!("{}\n", child.id()));
         }
-        if let Ok(mut f) = File::create(LOCK_FILE) {
+        if let Ok(mut f) = File::create(PIDS_FILE) {
             let _ = f.write_all(text.as_bytes());
         }
     }
@@ -251,7 +249,7 @@ impl Drop for Cluster {
         while let Some((_, mut child)) = self.daemons.pop() {
             stop(&mut child);
         }
-        if let Ok(f) = File::create(LOCK_FILE) {
+        if let Ok(f) = File::create(PIDS_FILE) {
             drop(f); // emptied: nothing left to stop
         }
     }
@@ -274,10 +272,25 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Stops the daemons a killed test run left (named in the lock file, and
+/// Waits (up to 10 minutes) until no other test cluster runs on the machine.
+fn machine_lock() -> UnixListener {
+    let addr = SocketAddr::from_abstract_name(LOCK_NAME).expect("abstract socket name");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match UnixListener::bind_addr(&addr) {
+            Ok(l) => return l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot take the test cluster lock: {e}"),
+        }
+    }
+}
+
+/// Stops the daemons a killed test run left (named in `pids_file`, and
 /// still running with that run's folder on their command line).
-fn stop_leftovers(lock_file: &str) {
-    let text = std::fs::read_to_string(lock_file).unwrap_or_default();
+fn stop_leftovers(pids_file: &str) {
+    let text = std::fs::read_to_string(pids_file).unwrap_or_default();
     let mut lines = text.lines();
     let Some(dir) = lines.next().filter(|d| d.contains("sreg-slurm")) else {
         return;
