@@ -179,7 +179,7 @@ impl Registry {
                 let hint = if self.nohttps {
                     ""
                 } else {
-                    " (a registry that speaks plain HTTP needs --nohttps or SREG_NOHTTPS=1)"
+                    " (a registry that speaks plain HTTP needs --nohttps or SREG_NOHTTPS=true)"
                 };
                 anyhow!(
                     "cannot reach {host} for {reference}: {}{hint}",

@@ -82,6 +82,10 @@ impl RegistryHttp {
         let body = response.text().await.unwrap_or_default();
         let said = error_message(&body);
         Err(match status {
+            StatusCode::NOT_FOUND if self.token.is_none() => anyhow!(
+                "{what} was not found ({url}: {said}); if it is private: {}",
+                self.login_hint
+            ),
             StatusCode::NOT_FOUND => anyhow!("{what} was not found ({url}: {said})"),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => anyhow!(
                 "{url} refused access to {what} ({status}: {said}): {}",
