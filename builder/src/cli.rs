@@ -102,6 +102,11 @@ pub struct BuildArgs {
     /// How the native backend runs %post and %test.
     #[arg(long, value_enum, default_value = "auto")]
     pub isolation: Isolation,
+    /// Compression of the native backend's squashfs (mksquashfs -comp); gzip is what
+    /// Apptainer uses and every runtime reads.
+    #[arg(long, value_name = "ALGO", default_value = "gzip", env = "SREG_SQUASHFS_COMP",
+          value_parser = ["gzip", "xz", "zstd", "lz4", "lzo", "lzma"])]
+    pub squashfs_comp: String,
     /// Print the build log only to the log file, not to stderr.
     #[arg(short, long)]
     pub quiet: bool,

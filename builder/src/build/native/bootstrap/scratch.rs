@@ -1,14 +1,17 @@
-//! `Bootstrap: scratch`.
+//! `Bootstrap: scratch`: an empty root filesystem, filled by `%setup` and
+//! `%files` alone.
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use sreg_recipe::Stage;
 
 use super::SourceConfig;
 use crate::build::job::Job;
 
 pub async fn bootstrap(job: &Job<'_>, stage: &Stage, rootfs: &Path) -> Result<SourceConfig> {
-    let _ = (job, stage, rootfs);
-    bail!("not built yet")
+    let _ = (stage, rootfs);
+    job.log
+        .line("starting from an empty root filesystem (scratch)");
+    Ok(SourceConfig::default())
 }
