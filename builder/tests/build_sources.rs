@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use sreg_sif::{Arch, ObjectInput, Sif, SifBuilder};
-use sreg_tests::oci_registry::{OciRegistry, host_arch, sample_image};
+use sreg_tests::oci_registry::{OciRegistry, host_arch, sample_image, sample_image_with};
 use sreg_tests::{Server, workspace_root};
 
 /// A test folder with a clean environment for `sreg` (its own HOME, so no
@@ -283,4 +283,95 @@ fn library_and_shub_sources_pull_from_sreg_server_with_its_token() {
     );
     let err = failed(&dir.build("anonymous", &recipe, &[], &[]));
     assert!(err.contains("sreg sends no token"), "{err}");
+}
+
+/// Podman's CLI with its storage (vfs: no mounts to clean up) in
+/// `dir/podman`, run in `dir`.
+fn podman(dir: &Path, args: &[&str]) -> Output {
+    let store = dir.join("podman");
+    let out = Command::new("podman")
+        .current_dir(dir)
+        .arg(format!("--root={}", store.join("root").display()))
+        .arg(format!("--runroot={}", store.join("run").display()))
+        .arg(format!("--tmpdir={}", store.join("tmp").display()))
+        .args(["--storage-driver=vfs", "--events-backend=file"])
+        .args(args)
+        .output()
+        .expect("podman is missing: install podman (scripts/setup)");
+    assert!(out.status.success(), "podman {args:?}: {out:?}");
+    out
+}
+
+#[test]
+fn oci_layout_oci_archive_and_docker_archive_saved_by_podman_are_built_from() {
+    let registry = OciRegistry::start();
+    registry.push_image("sreg/sample", "1", &sample_image_with(host_arch(), false));
+    let dir = Dir::new();
+    let store = dir.dir.path();
+    let image = format!("{}/sreg/sample:1", registry.host);
+    podman(store, &["pull", "-q", "--tls-verify=false", &image]);
+    podman(
+        store,
+        &["save", "-q", "--format", "oci-dir", "-o", "layout", &image],
+    );
+    podman(
+        store,
+        &[
+            "save",
+            "-q",
+            "--format",
+            "oci-archive",
+            "-o",
+            "oci.tar",
+            &image,
+        ],
+    );
+    podman(
+        store,
+        &[
+            "save",
+            "-q",
+            "--format",
+            "docker-archive",
+            "-o",
+            "docker.tar",
+            &image,
+        ],
+    );
+    let _ = fs::remove_dir_all(dir.path("podman"));
+
+    for (name, recipe) in [
+        (
+            "fromlayout",
+            format!("Bootstrap: oci\nFrom: layout:{image}\n"),
+        ),
+        (
+            "fromociarchive",
+            "Bootstrap: oci-archive\nFrom: oci.tar\n".to_string(),
+        ),
+        (
+            "fromdockerarchive",
+            format!("Bootstrap: docker-archive\nFrom: docker.tar:{image}\n"),
+        ),
+    ] {
+        ok(&dir.build(name, &recipe, &[], &[]));
+        let root = dir.unpack(name);
+        assert_eq!(read(&root, "etc/sreg-test"), "layer two", "{name}");
+        assert!(
+            !root.join("etc/doomed").exists(),
+            "{name}: whiteout ignored"
+        );
+        assert!(
+            !root.join("opt/app/old").exists(),
+            "{name}: opaque folder ignored"
+        );
+        assert_eq!(read(&root, "opt/app/new"), "new", "{name}");
+        let env = read(&root, ".singularity.d/env/10-docker2singularity.sh");
+        assert!(env.contains("SREG_TEST_VAR"), "{name}: {env}");
+    }
+    // The layout the user gave is left as it was.
+    assert!(dir.path("layout/index.json").is_file());
+
+    let err = failed(&dir.build("notag", "Bootstrap: oci\nFrom: layout:nope\n", &[], &[]));
+    assert!(err.contains("has no image tagged `nope`"), "{err}");
 }

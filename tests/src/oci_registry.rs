@@ -328,6 +328,13 @@ impl LayerBuilder {
 /// | `/bin/ls` | a hard link to `/bin/busybox` |
 /// | `/etc/sreg-test` | `layer two` |
 pub fn sample_image(arch: &str) -> TestImage {
+    sample_image_with(arch, true)
+}
+
+/// [`sample_image`], with or without the write through `/lib` (which
+/// containers-storage cannot diff back out, so images meant for podman
+/// leave it out).
+pub fn sample_image_with(arch: &str, write_through_link: bool) -> TestImage {
     let busybox = std::fs::read("/bin/busybox")
         .expect("/bin/busybox is missing: apt-get install busybox-static");
     let one = LayerBuilder::new()
@@ -346,14 +353,16 @@ pub fn sample_image(arch: &str) -> TestImage {
         .dir("usr/lib/")
         .symlink("lib", "/usr/lib")
         .dir("tmp/");
-    let two = LayerBuilder::new()
+    let mut two = LayerBuilder::new()
         .whiteout("etc", "doomed")
         .file("etc/sreg-test", b"layer two")
         .dir("opt/app/")
         .opaque("opt/app")
         .file("opt/app/new", b"new")
-        .file("lib/added", b"through the link")
         .hardlink("bin/ls", "bin/busybox");
+    if write_through_link {
+        two = two.file("lib/added", b"through the link");
+    }
     TestImage::new(
         arch,
         vec![one, two],
