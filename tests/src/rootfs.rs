@@ -2,9 +2,11 @@
 //! `/var/tmp/sreg-test-cache` (keyed by suite and extra packages), so only
 //! the first test run on a machine pays for debootstrap (~40 s).
 
-use std::fs::File;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -20,7 +22,8 @@ fn mirror() -> String {
 
 /// A tarball (uncompressed, paths `./...`) of `debootstrap --variant=minbase
 /// SUITE` with `include` packages added. Built once, atomically: concurrent
-/// callers wait on a lock file and then find the finished tarball.
+/// callers (other test threads or processes) wait on a lock and then find
+/// the finished tarball.
 pub fn debootstrap_minbase_tarball(suite: &str, include: &[&str]) -> PathBuf {
     let mut packages: Vec<&str> = include.to_vec();
     packages.sort_unstable();
@@ -32,8 +35,7 @@ pub fn debootstrap_minbase_tarball(suite: &str, include: &[&str]) -> PathBuf {
     if tarball.is_file() {
         return tarball;
     }
-    let lock = File::create(dir.join(format!("{suite}-minbase-{key}.lock"))).expect("lock file");
-    lock.lock().expect("lock the debootstrap cache");
+    let _lock = machine_lock(&format!("sreg-test-debootstrap-{suite}-{key}"));
     if tarball.is_file() {
         return tarball;
     }
@@ -57,6 +59,22 @@ pub fn debootstrap_minbase_tarball(suite: &str, include: &[&str]) -> PathBuf {
         .arg("."));
     std::fs::rename(&partial, &tarball).expect("move the tarball into the cache");
     tarball
+}
+
+/// An abstract unix socket as a machine-wide lock: the kernel frees it when
+/// its holder exits, however it exits. Waits up to 10 minutes.
+fn machine_lock(name: &str) -> UnixListener {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract socket name");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match UnixListener::bind_addr(&addr) {
+            Ok(l) => return l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot take the lock {name}: {e}"),
+        }
+    }
 }
 
 fn run(cmd: &mut Command) {
