@@ -18,9 +18,10 @@ fn recipe_dir() -> (tempfile::TempDir, PathBuf) {
     let recipe = dir.path().join("Singularity");
     std::fs::write(
         &recipe,
-        "Bootstrap: docker\nFrom: alpine:{{ VERSION }}\n\n%labels\n    Version {{ VERSION }}\n\n%test\n    true\n",
+        "Bootstrap: scratch\n\n%files\n    hello.txt /hello.txt\n\n%labels\n    Version {{ VERSION }}\n",
     )
     .unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello\n").unwrap();
     (dir, recipe)
 }
 
@@ -53,7 +54,7 @@ fn assert_only_log_left(dir: &Path) {
     let left: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "Singularity" && !n.ends_with(".build.log"))
+        .filter(|n| n != "Singularity" && n != "hello.txt" && !n.ends_with(".build.log"))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
@@ -118,6 +119,17 @@ fn apptainer_backend_with_stand_in_apptainer_passes_build_args_and_notest() {
         String::from_utf8_lossy(&listing.stdout).contains("Squashfs/*System/amd64"),
         "{}",
         text(&listing)
+    );
+    // The build argument reached the image.
+    let inspect = Command::new(bin("sreg"))
+        .arg("inspect")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&inspect.stdout).contains("Version: 3.20"),
+        "{}",
+        text(&inspect)
     );
     let rec = record(&out);
     assert_eq!(rec["backend"], "apptainer");

@@ -3,7 +3,7 @@
 //! `sreg_tests::slurm`). The job runs the same `sreg` binary on the node.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sreg_tests::bin;
@@ -76,6 +76,32 @@ fn leftovers(dir: &Path) -> Vec<String> {
     left
 }
 
+/// Whether a process runs `argv` (zombies aside).
+fn running(argv: &[&str]) -> bool {
+    let mut wanted = Vec::new();
+    for a in argv {
+        wanted.extend_from_slice(a.as_bytes());
+        wanted.push(0);
+    }
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        let alive = std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        });
+        alive && std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted)
+    })
+}
+
+/// Waits up to 15 s for the processes of a cancelled job to go.
+fn gone(argv: &[&str]) -> bool {
+    (0..75).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        !running(argv)
+    })
+}
+
 fn short_hostname() -> String {
     let out = Command::new("hostname").arg("-s").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -142,7 +168,7 @@ fn slurm_backend_runs_stand_in_apptainer_on_the_node_with_the_build_args() {
     let cluster = Cluster::shared();
     let stand_in = StandIn::new("apptainer", Behaviour::Build);
     let (dir, recipe) = recipe(
-        "Bootstrap: docker\nFrom: alpine:{{ VERSION }}\n\n%labels\n    Version {{ VERSION }}\n",
+        "Bootstrap: scratch\n\n%files\n    hello.txt /hello.txt\n\n%labels\n    Version {{ VERSION }}\n",
     );
     let out = dir.path().join("img.sif");
     let result = sreg_build(
@@ -177,6 +203,16 @@ fn slurm_backend_runs_stand_in_apptainer_on_the_node_with_the_build_args() {
     assert!(argv.contains(&"--notest".to_string()), "{argv:?}");
     let at = argv.iter().position(|a| a == "--build-arg").unwrap();
     assert_eq!(argv[at + 1], "VERSION=3.20");
+    let inspect = Command::new(bin("sreg"))
+        .arg("inspect")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&inspect.stdout).contains("Version: 3.20"),
+        "{}",
+        text(&inspect)
+    );
     let rec = record(&out);
     assert_eq!(rec["backend"], "slurm");
     assert_eq!(rec["backend_details"]["inner_backend"], "apptainer");
@@ -275,6 +311,10 @@ fn timeout_cancels_the_slurm_job_and_leaves_nothing() {
     assert!(!cluster.queued().contains(&id), "job {id} is still queued");
     assert_eq!(cluster.job(&id).unwrap()["JobState"], "CANCELLED");
     assert!(
+        gone(&["sleep", "59"]),
+        "the job's sleep outlived its cancel"
+    );
+    assert!(
         leftovers(dir.path()).is_empty(),
         "{:?}",
         leftovers(dir.path())
@@ -329,6 +369,73 @@ fn missing_sbatch_is_an_error_naming_slurm_client() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("sbatch is not installed"), "{stderr}");
     assert!(stderr.contains("slurm-client"), "{stderr}");
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_slurm_job_and_leaves_nothing() {
+    let cluster = Cluster::shared();
+    let (dir, recipe) = recipe(&format!(
+        "Bootstrap: scratch\n\n{BUSYBOX_SETUP}\n%post\n    sleep 58\n"
+    ));
+    let out = dir.path().join("int.sif");
+    let mut sreg = Command::new(bin("sreg"))
+        .args([
+            "build",
+            recipe.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args(["--backend", "slurm", "--slurm-backend", "native", "--quiet"])
+        .env("SLURM_CONF", cluster.conf())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log_path = dir.path().join("int.build.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The job's %post runs on the node (this machine).
+    while !running(&["sleep", "58"]) {
+        assert!(
+            Instant::now() < deadline,
+            "the job did not start\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // What a terminal sends on Ctrl-C.
+    let kill = Command::new("kill")
+        .args(["-INT", &sreg.id().to_string()])
+        .status();
+    assert!(kill.unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sreg.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "sreg did not stop after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let result = sreg.wait_with_output().unwrap();
+    assert!(!result.status.success());
+    assert!(
+        String::from_utf8_lossy(&result.stderr).contains("interrupted"),
+        "{}",
+        text(&result)
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let id = job_id(&log);
+    assert!(
+        log.contains(&format!("slurm: cancelling job {id}")),
+        "{log}"
+    );
+    assert!(!cluster.queued().contains(&id), "job {id} is still queued");
+    assert_eq!(cluster.job(&id).unwrap()["JobState"], "CANCELLED");
+    assert!(
+        gone(&["sleep", "58"]),
+        "the job's sleep outlived its cancel"
+    );
     assert!(
         leftovers(dir.path()).is_empty(),
         "{:?}",

@@ -1,8 +1,8 @@
 //! A STAND-IN for apptainer and singularity, shared by the tests that need
 //! one: Apptainer cannot be installed on the test machine, so a shell script
 //! named `apptainer` (or `singularity`) first on PATH records the command
-//! line and working folder it is given, and writes a real SIF (mksquashfs +
-//! siftool) holding its arguments.
+//! line and working folder it is given, and writes a real SIF with sreg's
+//! native backend, passing on the build arguments and `--notest`.
 
 #![allow(dead_code)] // each test binary uses a part
 
@@ -31,13 +31,22 @@ impl StandIn {
         std::fs::create_dir_all(&record).unwrap();
         let act = match behaviour {
             Behaviour::Build => {
-                r#"for a; do image=$recipe; recipe=$a; done
-root=$(mktemp -d)
-printf '%s\n' "$@" > "$root/argv"
-mksquashfs "$root" "$root.sqfs" -quiet -noappend -no-progress
-siftool new "$image"
-siftool add --datatype 4 --parttype 2 --partfs 1 --partarch 2 "$image" "$root.sqfs"
-rm -rf "$root" "$root.sqfs"
+                r#"# The image and recipe come last; --build-arg and --notest go to
+# sreg's native backend, which writes the image.
+args=("$@"); n=${#args[@]}
+image=${args[n-2]}; recipe=${args[n-1]}
+native=()
+for ((i = 1; i < n - 2; i++)); do
+    case "${args[i]}" in
+        --build-arg) native+=(--build-arg "${args[i+1]}"); i=$((i + 1)) ;;
+        --tmpdir) i=$((i + 1)) ;;
+        --notest) native+=(--notest) ;;
+    esac
+done
+out=$(mktemp -d)
+"$sreg" build --backend native "$recipe" -o "$out/image.sif" "${native[@]}" || exit 255
+mv "$out/image.sif" "$image"
+rm -rf "$out"
 echo "INFO:    Build complete: $image""#
             }
             Behaviour::Fail => {
@@ -51,9 +60,10 @@ wait"#
             }
         };
         let script = format!(
-            r#"#!/bin/sh
+            r#"#!/bin/bash
 # Stand-in for {program}, which cannot be installed on the test machine.
 rec='{record}'
+sreg='{sreg}'
 if [ "$1" = --version ]; then echo "{program} version 1.9.9-stand-in"; exit 0; fi
 printf '%s\n' "$@" > "$rec/argv"
 pwd > "$rec/cwd"
@@ -61,7 +71,8 @@ echo $$ > "$rec/pid"
 echo "INFO:    Starting build (stand-in {program})"
 {act}
 "#,
-            record = record.display()
+            record = record.display(),
+            sreg = sreg_tests::bin("sreg").display(),
         );
         let path = bin_dir.join(program);
         std::fs::write(&path, script).unwrap();
