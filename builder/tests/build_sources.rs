@@ -375,3 +375,38 @@ fn oci_layout_oci_archive_and_docker_archive_saved_by_podman_are_built_from() {
     let err = failed(&dir.build("notag", "Bootstrap: oci\nFrom: layout:nope\n", &[], &[]));
     assert!(err.contains("has no image tagged `nope`"), "{err}");
 }
+
+#[test]
+fn docker_source_logs_in_with_credentials_from_the_environment() {
+    let registry = OciRegistry::start_with_login("alice", "s3cret");
+    registry.push_image("sreg/private", "1", &sample_image(host_arch()));
+    let dir = Dir::new();
+    let recipe = format!(
+        "Bootstrap: docker\nFrom: {}/sreg/private:1\n",
+        registry.host
+    );
+
+    let err = failed(&dir.build("anonymous", &recipe, &[], &["--nohttps"]));
+    assert!(err.contains("refused access"), "{err}");
+    assert!(err.contains("SREG_DOCKER_USERNAME"), "{err}");
+
+    let wrong = [
+        ("SREG_DOCKER_USERNAME", "alice"),
+        ("SREG_DOCKER_PASSWORD", "guess"),
+    ];
+    let err = failed(&dir.build("wrong", &recipe, &wrong, &["--nohttps"]));
+    assert!(
+        err.contains("refused the credentials in SREG_DOCKER_USERNAME"),
+        "{err}"
+    );
+
+    // Apptainer's variables work too, so CI set up for it needs no change.
+    let apptainer = [
+        ("APPTAINER_DOCKER_USERNAME", "alice"),
+        ("APPTAINER_DOCKER_PASSWORD", "s3cret"),
+    ];
+    ok(&dir.build("loggedin", &recipe, &apptainer, &["--nohttps"]));
+    assert_eq!(read(&dir.unpack("loggedin"), "etc/sreg-test"), "layer two");
+    let log = fs::read_to_string(dir.path("loggedin.build.log")).unwrap();
+    assert!(!log.contains("s3cret"), "the password is in the log");
+}

@@ -26,15 +26,40 @@ pub struct OciRegistry {
     /// `127.0.0.1:PORT`
     pub host: String,
     http: reqwest::blocking::Client,
+    /// The credentials the registry wants, if any.
+    login: Option<(String, String)>,
 }
 
 impl OciRegistry {
     /// Starts the registry and waits until `GET /v2/` answers 200.
     pub fn start() -> OciRegistry {
+        Self::start_with(None)
+    }
+
+    /// Starts a registry that wants HTTP Basic credentials (its htpasswd
+    /// backend) for everything; the helper's own pushes send them.
+    pub fn start_with_login(user: &str, password: &str) -> OciRegistry {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> OciRegistry {
         let exe = which("docker-registry").unwrap_or_else(|| {
             panic!("docker-registry is not installed: apt-get install docker-registry")
         });
         let dir = tempfile::tempdir().expect("temp dir");
+        let auth = match login {
+            Some((user, password)) => {
+                let hash = bcrypt::hash(password, 4).expect("bcrypt");
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, format!("{user}:{hash}\n")).expect("write htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: sreg-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
+        let login = login.map(|(u, p)| (u.to_string(), p.to_string()));
         // Another test may take the port between free_port() and the
         // registry's bind: try a few.
         for _ in 0..5 {
@@ -44,7 +69,7 @@ impl OciRegistry {
             std::fs::write(
                 &config,
                 format!(
-                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{auth}",
                     dir.path().join("data").display()
                 ),
             )
@@ -59,12 +84,13 @@ impl OciRegistry {
                 .spawn()
                 .expect("start docker-registry");
             let http = reqwest::blocking::Client::new();
-            if wait_ready(&mut child, &http, &host) {
+            if wait_ready(&mut child, &http, &host, login.is_some()) {
                 return OciRegistry {
                     child,
                     dir,
                     host,
                     http,
+                    login,
                 };
             }
             let _ = child.kill();
@@ -93,6 +119,15 @@ impl OciRegistry {
             .join("data")
     }
 
+    /// A request with the registry's credentials, when it wants them.
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::blocking::RequestBuilder {
+        let r = self.http.request(method, url);
+        match &self.login {
+            Some((u, p)) => r.basic_auth(u, Some(p)),
+            None => r,
+        }
+    }
+
     /// What the registry logged, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -103,8 +138,10 @@ impl OciRegistry {
     pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = digest(bytes);
         let r = self
-            .http
-            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .request(
+                reqwest::Method::POST,
+                self.url(&format!("/v2/{repo}/blobs/uploads/")),
+            )
             .send()
             .expect("start blob upload");
         assert_eq!(r.status().as_u16(), 202, "start upload: {:?}", r.text());
@@ -122,8 +159,10 @@ impl OciRegistry {
         };
         let sep = if location.contains('?') { '&' } else { '?' };
         let r = self
-            .http
-            .put(format!("{location}{sep}digest={digest}"))
+            .request(
+                reqwest::Method::PUT,
+                format!("{location}{sep}digest={digest}"),
+            )
             .header("content-type", "application/octet-stream")
             .body(bytes.to_vec())
             .send()
@@ -142,8 +181,10 @@ impl OciRegistry {
         body: &[u8],
     ) -> String {
         let r = self
-            .http
-            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .request(
+                reqwest::Method::PUT,
+                self.url(&format!("/v2/{repo}/manifests/{reference}")),
+            )
             .header("content-type", media_type)
             .body(body.to_vec())
             .send()
@@ -386,14 +427,20 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-fn wait_ready(child: &mut Child, http: &reqwest::blocking::Client, host: &str) -> bool {
+/// Waits for `GET /v2/`: 200, or 401 from a registry that wants a login.
+fn wait_ready(
+    child: &mut Child,
+    http: &reqwest::blocking::Client,
+    host: &str,
+    login: bool,
+) -> bool {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
         if let Ok(r) = http.get(format!("http://{host}/v2/")).send()
-            && r.status().as_u16() == 200
+            && r.status().as_u16() == if login { 401 } else { 200 }
         {
             return true;
         }

@@ -20,14 +20,12 @@ pub async fn bootstrap(job: &Job<'_>, stage: &Stage, rootfs: &Path) -> Result<So
     let agent = stage.bootstrap();
     let from = stage.from().map(str::trim).unwrap_or_default();
     if from.is_empty() {
-        bail!(
-            "line {}: `Bootstrap: {agent}` needs `From:` (the image to start from)",
-            stage.line()
-        );
+        // The caller names the stage and its line.
+        bail!("`Bootstrap: {agent}` needs `From:` (the image to start from)");
     }
     let image = fetch(job, stage, &agent, from)
         .await
-        .with_context(|| format!("line {}: cannot get `From: {from}`", stage.line()))?;
+        .with_context(|| format!("cannot get `From: {from}`"))?;
     let config = oci_image::unpack(job, image, rootfs).await?;
     job.log.line(format!(
         "image config: {} environment variables, entrypoint {:?}, command {:?}{}",

@@ -34,10 +34,8 @@ pub async fn bootstrap(job: &Job<'_>, stage: &Stage, rootfs: &Path) -> Result<So
     let agent = stage.bootstrap();
     let from = stage.from().map(str::trim).unwrap_or_default();
     if from.is_empty() {
-        bail!(
-            "line {}: `Bootstrap: {agent}` needs `From:` (the image to start from)",
-            stage.line()
-        );
+        // The caller names the stage and its line.
+        bail!("`Bootstrap: {agent}` needs `From:` (the image to start from)");
     }
     let sif = job.work_dir.join(format!("{agent}-source.sif"));
     let resolved = match agent.as_str() {
@@ -46,7 +44,7 @@ pub async fn bootstrap(job: &Job<'_>, stage: &Stage, rootfs: &Path) -> Result<So
         "oras" => oras(job, from, &sif).await,
         other => bail!("`Bootstrap: {other}` is not a SIF source"),
     }
-    .with_context(|| format!("line {}: cannot get `From: {from}`", stage.line()))?;
+    .with_context(|| format!("cannot get `From: {from}`"))?;
     let unpacked = unpack::extract_sif(job, &sif, rootfs).await?;
     // The root filesystem is out: the image is no longer needed.
     let _ = tokio::fs::remove_file(&sif).await;
@@ -370,7 +368,10 @@ mod tests {
         assert_eq!(r.host.as_deref(), Some("reg.example"));
         assert_eq!(r.name(), "coll/name:v1@sha256.abc");
         let r = ShubRef::parse("coll/name").unwrap();
-        assert_eq!((r.host.clone(), r.name()), (None, "coll/name:latest".to_string()));
+        assert_eq!(
+            (r.host.clone(), r.name()),
+            (None, "coll/name:latest".to_string())
+        );
         assert!(ShubRef::parse("name").is_err());
         assert!(ShubRef::parse("a/b/c/d").is_err());
     }
