@@ -196,6 +196,25 @@ fn unpack(sif: &Path, dest: &Path) {
     assert!(out.status.success(), "unsquashfs: {}", text(&out));
 }
 
+/// The compression of the primary partition, as `unsquashfs -s` says it.
+fn squashfs_compression(sif: &Path) -> String {
+    let offset = sreg_sif::Sif::open(sif)
+        .expect("a SIF")
+        .primary_partition()
+        .expect("a primary partition")
+        .offset();
+    let out = Command::new("unsquashfs")
+        .args(["-s", "-o", &offset.to_string()])
+        .arg(sif)
+        .output()
+        .expect("unsquashfs (squashfs-tools)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Compression "))
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn read(root: &Path, rel: &str) -> String {
     std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
@@ -252,6 +271,8 @@ fn builds_in_a_fresh_container_and_fetches_a_sound_image() {
             BUILDER_IMAGE,
             "--docker-network",
             "none",
+            "--squashfs-comp",
+            "xz",
             "--build-arg",
             "GREETING=hallo",
             "--build-arg",
@@ -294,6 +315,7 @@ fn builds_in_a_fresh_container_and_fetches_a_sound_image() {
     let root = tempfile::tempdir().unwrap();
     let unpacked = root.path().join("r");
     unpack(&sif, &unpacked);
+    assert_eq!(squashfs_compression(&sif), "xz");
     assert_eq!(
         read(&unpacked, "opt/hello.txt"),
         "hello from the recipe folder\n"

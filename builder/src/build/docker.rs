@@ -45,8 +45,9 @@ const OUT_DIR: &str = "/sreg-build/out";
 const OUT_IMAGE: &str = "/sreg-build/out/image.sif";
 const OUT_RECORD: &str = "/sreg-build/out/image.build.json";
 
-/// Host variables passed into the container: recipes fetch their sources
-/// through the same proxy as the host.
+/// Host variables passed into the container, when set: recipes fetch their
+/// sources through the same proxy as on the host, pull private base images
+/// with the same credentials, and keep a reproducible build's timestamp.
 const PASSED_ENV: &[&str] = &[
     "http_proxy",
     "https_proxy",
@@ -54,6 +55,13 @@ const PASSED_ENV: &[&str] = &[
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",
+    "SREG_DOCKER_USERNAME",
+    "SREG_DOCKER_PASSWORD",
+    "APPTAINER_DOCKER_USERNAME",
+    "APPTAINER_DOCKER_PASSWORD",
+    "SINGULARITY_DOCKER_USERNAME",
+    "SINGULARITY_DOCKER_PASSWORD",
+    "SOURCE_DATE_EPOCH",
 ];
 
 pub async fn build(job: &Job<'_>) -> Result<BackendInfo> {
@@ -173,6 +181,7 @@ fn inner_args(job: &Job<'_>) -> Vec<String> {
     if let Some(isolation) = job.isolation.to_possible_value() {
         args.extend(["--isolation".into(), isolation.get_name().to_string()]);
     }
+    args.extend(["--squashfs-comp".into(), job.args.squashfs_comp.clone()]);
     for (k, v) in &job.build_args {
         args.extend(["--build-arg".into(), format!("{k}={v}")]);
     }
