@@ -36,6 +36,9 @@ const TAIL_EVERY: Duration = Duration::from_millis(250);
 const ASK_EVERY: u32 = 4;
 /// How long a cancelled job has to leave the queue.
 const CANCEL_WAIT: Duration = Duration::from_secs(50);
+/// How long the controller may fail to answer before the build gives up
+/// (and cancels the job).
+const UNREACHABLE_LIMIT: Duration = Duration::from_secs(300);
 /// A Slurm command that takes longer than this has a controller problem.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -187,21 +190,35 @@ impl Watcher {
 /// build is cancelled and returns an error once it has left the queue.
 async fn follow_job(job: &Job<'_>, mut w: Watcher, scancel: &Path) -> Result<JobState> {
     let mut tick = 0u32;
-    loop {
+    // Since when the controller has not answered (a busy or restarting
+    // controller is no reason to give up a build at once).
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    let why = loop {
         if tick % ASK_EVERY == 0 {
             let state = tokio::select! {
-                s = w.look(job) => s?,
-                () = job.cancel.cancelled() => break,
+                s = w.look(job) => s,
+                () = job.cancel.cancelled() => break None,
             };
             match state {
-                Some(s) if s.is_terminal() => {
+                Ok(Some(s)) if s.is_terminal() => {
                     w.tail.finish(&job.log);
                     return Ok(s);
                 }
-                Some(_) => {}
-                None => {
+                Ok(Some(_)) => failing_since = None,
+                Ok(None) => {
                     w.tail.finish(&job.log);
                     return Ok(forgotten(job, &w.id));
+                }
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= UNREACHABLE_LIMIT {
+                        break Some(e.context(format!(
+                            "Slurm did not answer about job {} for {}",
+                            w.id,
+                            humantime::format_duration(UNREACHABLE_LIMIT)
+                        )));
+                    }
+                    job.log.line(format!("slurm: {e:#} (trying again)"));
                 }
             }
         } else {
@@ -210,10 +227,19 @@ async fn follow_job(job: &Job<'_>, mut w: Watcher, scancel: &Path) -> Result<Job
         tick = tick.wrapping_add(1);
         tokio::select! {
             () = tokio::time::sleep(TAIL_EVERY) => {}
-            () = job.cancel.cancelled() => break,
+            () = job.cancel.cancelled() => break None,
         }
+    };
+    cancel_job(job, &mut w, scancel).await;
+    match why {
+        Some(e) => Err(e),
+        None => bail!("cancelled (Slurm job {})", w.id),
     }
+}
 
+/// `scancel`s the job and waits (up to [`CANCEL_WAIT`]) until it has left
+/// the queue, so nothing runs on in a work folder about to be removed.
+async fn cancel_job(job: &Job<'_>, w: &mut Watcher, scancel: &Path) {
     job.log.line(format!("slurm: cancelling job {}", w.id));
     let mut cmd = Command::new(scancel);
     cmd.arg(&w.id);
@@ -236,7 +262,6 @@ async fn follow_job(job: &Job<'_>, mut w: Watcher, scancel: &Path) -> Result<Job
         tokio::time::sleep(TAIL_EVERY * ASK_EVERY).await;
     }
     w.tail.finish(&job.log);
-    bail!("cancelled (Slurm job {})", w.id)
 }
 
 /// The controller no longer knows the job (it ended more than MinJobAge
