@@ -451,3 +451,46 @@ fn the_shipped_dockerfile_makes_the_default_image() {
     );
     assert_no_containers(&podman);
 }
+
+#[test]
+fn an_image_that_cannot_run_sreg_gets_a_hint() {
+    let podman = Podman::start();
+    // busybox alone: no glibc, no dynamic loader for sreg's executable.
+    let tiny = tempfile::tempdir().unwrap();
+    busybox_sandbox(tiny.path());
+    let tarball = tiny.path().join("tiny.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(tiny.path().join("bb"))
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    podman.import(&tarball, "localhost/sreg-test-tiny:1");
+
+    let dir = recipe_dir(SCRATCH_RECIPE, &[("hello.txt", "hi\n")]);
+    let out = sreg_build(
+        Some(&podman),
+        dir.path(),
+        &[
+            "Singularity",
+            "-o",
+            "out.sif",
+            "--docker-image",
+            "localhost/sreg-test-tiny:1",
+            "--docker-network",
+            "none",
+        ],
+    );
+    let shown = text(&out);
+    assert!(!out.status.success(), "{shown}");
+    assert!(
+        shown.contains("the image cannot run this sreg")
+            && shown.contains("Debian bookworm or newer"),
+        "{shown}"
+    );
+    assert!(!dir.path().join("out.sif").exists());
+    assert_no_containers(&podman);
+}

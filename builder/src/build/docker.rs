@@ -271,10 +271,11 @@ async fn run_container(
     }
     if code != 0 {
         let mut err = anyhow!("the build inside the container failed (exit code {code})");
-        if job.log.tail(40).contains("GLIBC_") {
+        let tail = job.log.tail(40);
+        if tail.contains("GLIBC_") || tail.contains(&format!("exec {SREG_EXE}")) {
             err = err.context(
-                "the image's C library is older than the one this sreg was built against: \
-                 choose an image based on Debian bookworm or newer (--docker-image)",
+                "the image cannot run this sreg, which needs a glibc at least as new as the \
+                 build host's: choose an image based on Debian bookworm or newer (--docker-image)",
             );
         }
         return Err(err);
