@@ -33,16 +33,15 @@ fn recipe(body: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, recipe)
 }
 
-fn sreg_build(cluster: &Cluster, path_var: Option<String>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(bin("sreg"));
-    cmd.arg("build")
+fn sreg_build(cluster: &Cluster, env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(bin("sreg"))
+        .arg("build")
         .args(args)
         .env("SLURM_CONF", cluster.conf())
-        .env_remove("SREG_BUILD_BACKEND");
-    if let Some(p) = path_var {
-        cmd.env("PATH", p);
-    }
-    cmd.output().unwrap()
+        .env_remove("SREG_BUILD_BACKEND")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -116,7 +115,7 @@ fn slurm_backend_builds_a_sound_sif_with_the_native_backend_on_the_node() {
     let out = dir.path().join("hello.sif");
     let result = sreg_build(
         &cluster,
-        None,
+        &[],
         &[
             recipe.to_str().unwrap(),
             "-o",
@@ -171,9 +170,28 @@ fn slurm_backend_runs_stand_in_apptainer_on_the_node_with_the_build_args() {
         "Bootstrap: scratch\n\n%files\n    hello.txt /hello.txt\n\n%labels\n    Version {{ VERSION }}\n",
     );
     let out = dir.path().join("img.sif");
+    // The job runs sreg through SREG_SLURM_SREG, here a wrapper that says so.
+    let wrapper = dir.path().join("sreg-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho 'sreg wrapper on the node'\nexec {} \"$@\"\n",
+            bin("sreg").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path_var = stand_in.path_var();
     let result = sreg_build(
         &cluster,
-        Some(stand_in.path_var()),
+        &[
+            ("PATH", &path_var),
+            ("SREG_SLURM_SREG", wrapper.to_str().unwrap()),
+        ],
         &[
             recipe.to_str().unwrap(),
             "-o",
@@ -198,6 +216,12 @@ fn slurm_backend_runs_stand_in_apptainer_on_the_node_with_the_build_args() {
         text(&result),
         cluster.logs()
     );
+    let log = std::fs::read_to_string(dir.path().join("img.build.log")).unwrap();
+    assert!(
+        log.contains(&format!("it runs {} build", wrapper.display())),
+        "{log}"
+    );
+    assert!(log.contains("sreg wrapper on the node"), "{log}");
     // The job's sreg called apptainer with the build arguments and --notest.
     let argv = stand_in.argv();
     assert!(argv.contains(&"--notest".to_string()), "{argv:?}");
@@ -227,7 +251,10 @@ fn slurm_backend_runs_stand_in_apptainer_on_the_node_with_the_build_args() {
     let job = cluster.job(&id).unwrap();
     assert_eq!(job["JobName"], "sreg-build-img");
     assert_eq!(job["TimeLimit"], "00:10:00");
-    assert_eq!(leftovers(dir.path()), ["img.build.json", "img.sif"]);
+    assert_eq!(
+        leftovers(dir.path()),
+        ["img.build.json", "img.sif", "sreg-wrapper"]
+    );
 }
 
 #[test]
@@ -239,7 +266,7 @@ fn failing_recipe_fails_the_slurm_job_and_leaves_no_image() {
     let out = dir.path().join("bad.sif");
     let result = sreg_build(
         &cluster,
-        None,
+        &[],
         &[
             recipe.to_str().unwrap(),
             "-o",
@@ -281,7 +308,7 @@ fn timeout_cancels_the_slurm_job_and_leaves_nothing() {
     let started = Instant::now();
     let result = sreg_build(
         &cluster,
-        None,
+        &[],
         &[
             recipe.to_str().unwrap(),
             "-o",
@@ -328,7 +355,7 @@ fn a_partition_slurm_does_not_have_is_refused_with_sbatchs_reason() {
     let out = dir.path().join("x.sif");
     let result = sreg_build(
         &cluster,
-        None,
+        &[],
         &[
             recipe.to_str().unwrap(),
             "-o",
