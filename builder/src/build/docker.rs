@@ -335,9 +335,8 @@ fn start_error(e: DockerError, log: &crate::build::log::BuildLog) -> anyhow::Err
 /// Kills (if still running) and removes the container; a failure here is
 /// logged, never hidden behind the build's own outcome.
 async fn remove(docker: &Docker, id: &str, job: &Job<'_>) {
-    let _ = docker
-        .kill_container(id, None::<KillContainerOptions>)
-        .await;
+    let kill = docker.kill_container(id, None::<KillContainerOptions>);
+    let _ = tokio::time::timeout(Duration::from_secs(10), kill).await;
     let options = RemoveContainerOptions {
         force: true,
         v: true,
