@@ -642,31 +642,105 @@ fn timeout_stops_post_and_leaves_nothing() {
     assert!(!ps.lines().any(|l| l.trim() == "sleep 37"), "{ps}");
 }
 
+/// The metadata-only recipe packed in place, and the same with a %files
+/// line (so the tree is hard-linked): both leave the sandbox as it was and
+/// give the same image.
 #[test]
-fn linking_a_sandbox_leaves_the_source_untouched() {
+fn packing_a_sandbox_in_place_or_linked_leaves_it_untouched_and_agrees() {
     let fx = Fixture::new();
     // A sandbox that already has Apptainer metadata, as `apptainer build --sandbox` leaves.
     fx.write("bb/.singularity.d/labels.json", "{\"Old\": \"label\"}");
     fx.write("bb/.singularity.d/runscript", "#!/bin/sh\necho old\n");
-    fx.write("bb/etc/hosts", "127.0.0.1 sandbox\n");
+    fx.write("bb/.singularity.d/Singularity", "Bootstrap: scratch\n");
     fx.write(
-        "link.def",
-        "Bootstrap: localimage\nFrom: bb\n\n%labels\n    New label\n\n%runscript\n    echo new\n",
+        "bb/.singularity.d/env/90-environment.sh",
+        "#!/bin/sh\nexport OLD=1\n",
     );
+    fx.write("bb/etc/hosts", "127.0.0.1 sandbox\n");
+    std::os::unix::fs::symlink(".singularity.d/actions/run", fx.path("bb/.run")).unwrap();
+    fs::create_dir_all(fx.path("bb/dev")).unwrap();
+    let mknod = Command::new("mknod")
+        .arg(fx.path("bb/dev/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(mknod.success());
+    fx.write("extra.txt", "extra\n");
+    let header = "Bootstrap: localimage\nFrom: bb\n";
+    let body =
+        "\n%labels\n    New label\n\n%environment\n    export NEW=2\n\n%runscript\n    echo new\n";
+    let recipe = format!("{header}{body}");
+    let recipe = recipe.as_str();
+    fx.write("inplace.def", recipe);
+    let linked = format!("{header}\n%files\n    extra.txt /extra.txt\n{body}");
+    fx.write("link.def", &linked);
     let before = snapshot(&fx.path("bb"));
-    let err = ok(&fx.build("link.def", "link.sif", &[]));
+    let epoch = |c: &mut Command| {
+        c.env("SOURCE_DATE_EPOCH", "1700000000");
+    };
+    let err = ok(&fx.build_with("inplace.def", "inplace.sif", &[], epoch));
     assert!(
-        err.contains("linking"),
-        "the fast path was not taken:\n{err}"
+        err.contains("where it stands"),
+        "not packed in place:\n{err}"
     );
-    assert_eq!(snapshot(&fx.path("bb")), before, "the source tree changed");
-    let root = fx.path("unpacked");
-    unpack(&fx.path("link.sif"), &root);
-    let l = labels(&root);
+    assert_eq!(
+        snapshot(&fx.path("bb")),
+        before,
+        "packing in place changed the source"
+    );
+    let err = ok(&fx.build_with("link.def", "link.sif", &[], epoch));
+    assert!(err.contains("linking"), "the tree was not linked:\n{err}");
+    assert_eq!(
+        snapshot(&fx.path("bb")),
+        before,
+        "linking changed the source"
+    );
+
+    let a = fx.path("unpacked-inplace");
+    let b = fx.path("unpacked-link");
+    unpack(&fx.path("inplace.sif"), &a);
+    unpack(&fx.path("link.sif"), &b);
+    let l = labels(&a);
     assert_eq!(l["Old"], "label");
     assert_eq!(l["New"], "label");
-    assert!(read(&root, ".singularity.d/runscript").contains("echo new"));
-    assert_eq!(read(&root, "etc/hosts"), "127.0.0.1 sandbox\n");
+    assert!(read(&a, ".singularity.d/runscript").contains("echo new"));
+    let env = read(&a, ".singularity.d/env/90-environment.sh");
+    assert!(env.contains("OLD=1") && env.contains("NEW=2"), "{env}");
+    assert_eq!(
+        read(&a, ".singularity.d/bootstrap_history/Singularity0"),
+        "Bootstrap: scratch\n"
+    );
+    assert_eq!(read(&a, ".singularity.d/Singularity"), recipe);
+    assert_eq!(read(&a, "etc/hosts"), "127.0.0.1 sandbox\n");
+    assert!(!a.join("dev/null").exists(), "device nodes are left out");
+    assert!(a.join(".singularity.d/actions/exec").is_file());
+    assert_eq!(read(&b, "extra.txt"), "extra\n");
+    // Both images hold the same files, but for what the recipes differ in.
+    let differ = [".singularity.d/Singularity", "extra.txt"];
+    let strip = |root: &Path| -> std::collections::BTreeMap<String, (Vec<u8>, u32)> {
+        let prefix = root.display().to_string();
+        snapshot(root)
+            .into_iter()
+            .map(|(p, c, mode, _)| (p[prefix.len()..].to_string(), (c, mode)))
+            .filter(|(p, _)| !differ.iter().any(|d| p.ends_with(d)))
+            .collect()
+    };
+    let (sa, sb) = (strip(&a), strip(&b));
+    let keys: std::collections::BTreeSet<&String> = sa.keys().chain(sb.keys()).collect();
+    let mismatched: Vec<String> = keys
+        .into_iter()
+        .filter(|k| sa.get(*k) != sb.get(*k))
+        .map(|k| {
+            let mode =
+                |m: Option<&(Vec<u8>, u32)>| m.map(|(c, mode)| (c.len(), format!("{mode:o}")));
+            format!(
+                "{k}: in place {:?}, linked {:?}",
+                mode(sa.get(k)),
+                mode(sb.get(k))
+            )
+        })
+        .collect();
+    assert!(mismatched.is_empty(), "{mismatched:#?}");
 }
 
 /// Every file's path, content, mode and link count.

@@ -20,6 +20,7 @@
 pub mod apps;
 pub mod bootstrap;
 pub mod files;
+pub mod in_place;
 pub mod inspect;
 pub mod isolation;
 pub mod layers;
@@ -37,6 +38,7 @@ pub mod squash;
 pub mod tree;
 pub mod unpack;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
@@ -61,26 +63,38 @@ pub async fn build(job: &Job<'_>) -> Result<BackendInfo> {
     let mut built: Vec<Built> = Vec::new();
     let mut last = None;
     for stage in stages {
-        let (rootfs, labels, arch) = build_stage(job, stage, &built).await?;
+        let out = build_stage(job, stage, &built).await?;
         built.push(Built {
             name: stage.name().map(str::to_string),
-            rootfs: rootfs.clone(),
+            rootfs: out.rootfs.clone(),
         });
-        last = Some((rootfs, labels, arch));
+        last = Some(out);
     }
-    let (rootfs, labels, arch) = last.ok_or_else(|| anyhow!("the recipe has no stage"))?;
+    let out = last.ok_or_else(|| anyhow!("the recipe has no stage"))?;
     let squashfs = job.work_dir.join("image.squashfs");
-    let (r, apps) = (rootfs.clone(), job.definition.final_stage().apps());
-    let inspect = blocking(move || {
-        clear_device_nodes(&r)?;
-        inspect::metadata(&r, &apps)
+    let (r, apps) = (out.rootfs.clone(), job.definition.final_stage().apps());
+    let (lower, work) = (out.lower.clone(), job.work_dir.clone());
+    let (inspect, lists) = blocking(move || {
+        let lists = match &lower {
+            Some((tree, copied)) => Some(in_place::lists(tree, &r, copied, &work)?),
+            None => {
+                clear_device_nodes(&r)?;
+                None
+            }
+        };
+        Ok((inspect::metadata(&r, &apps)?, lists))
     })
     .await?;
-    squash::mksquashfs(job, &rootfs, &squashfs, &job.args.squashfs_comp).await?;
+    let source = match &out.lower {
+        Some((tree, _)) => tree.clone(),
+        None => out.rootfs.clone(),
+    };
+    let comp = &job.args.squashfs_comp;
+    squash::mksquashfs(job, &source, &squashfs, comp, lists).await?;
     let objects = squash::Objects {
-        labels,
+        labels: out.labels,
         inspect,
-        arch,
+        arch: out.arch,
     };
     squash::write_sif(job, &squashfs, objects).await?;
     Ok(BackendInfo::new(
@@ -105,11 +119,17 @@ fn shell_of(stage: &Stage, kind: SectionKind) -> Option<String> {
         .find_map(|s| s.shell().map(str::to_string))
 }
 
-async fn build_stage(
-    job: &Job<'_>,
-    stage: &Stage,
-    earlier: &[Built],
-) -> Result<(PathBuf, Vec<u8>, Arch)> {
+/// A stage's result.
+struct StageOut {
+    rootfs: PathBuf,
+    labels: Vec<u8>,
+    arch: Arch,
+    /// Packed in place: the source tree, and what was copied from it into
+    /// `rootfs` (which then holds only the build's additions).
+    lower: Option<(PathBuf, BTreeSet<PathBuf>)>,
+}
+
+async fn build_stage(job: &Job<'_>, stage: &Stage, earlier: &[Built]) -> Result<StageOut> {
     let label = stage_label(stage);
     let rootfs = job
         .work_dir
@@ -126,9 +146,24 @@ async fn build_stage(
             .unwrap_or_default()
     ));
 
-    let source = bootstrap::bootstrap(job, stage, &rootfs)
-        .await
-        .with_context(|| format!("{label}: Bootstrap: {}", stage.bootstrap()))?;
+    let lower = bootstrap::localimage::in_place_source(job, stage);
+    let (source, lower) = match lower {
+        Some(tree) => {
+            job.log.line(format!(
+                "packing {} where it stands, with the build's metadata laid over it",
+                tree.display()
+            ));
+            let (t, r) = (tree.clone(), rootfs.clone());
+            let copied = blocking(move || in_place::prepare_upper(&t, &r)).await?;
+            (bootstrap::SourceConfig::default(), Some((tree, copied)))
+        }
+        None => {
+            let source = bootstrap::bootstrap(job, stage, &rootfs)
+                .await
+                .with_context(|| format!("{label}: Bootstrap: {}", stage.bootstrap()))?;
+            (source, None)
+        }
+    };
     let arch = match source.arch.as_deref() {
         Some(name) => Arch::from_name(name).ok_or_else(|| {
             anyhow!("{label}: the source's architecture {name} is not one SIF knows")
@@ -213,7 +248,12 @@ async fn build_stage(
     if has_test && !job.notest {
         scripts::run_test(job, &rootfs, &format!("%test of {label}")).await?;
     }
-    Ok((rootfs, labels, arch))
+    Ok(StageOut {
+        rootfs,
+        labels,
+        arch,
+        lower,
+    })
 }
 
 /// `%files from STAGE` first, then host `%files`, as Apptainer orders them.

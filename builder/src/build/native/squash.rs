@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use sreg_sif::{Arch, DataType, ObjectInput, SifBuilder};
@@ -13,13 +13,23 @@ use tokio::process::Command;
 use crate::build::job::Job;
 use crate::build::tools;
 
-/// Packs `rootfs` into the squashfs file `out`.
-pub async fn mksquashfs(job: &Job<'_>, rootfs: &Path, out: &Path, comp: &str) -> Result<()> {
+/// Packs `rootfs` into the squashfs file `out`; `lists` are `-ef` and
+/// `-pf` files that change what is packed (see [`super::in_place`]).
+pub async fn mksquashfs(
+    job: &Job<'_>,
+    rootfs: &Path,
+    out: &Path,
+    comp: &str,
+    lists: Option<(PathBuf, PathBuf)>,
+) -> Result<()> {
     let exe = tools::find("mksquashfs")?;
     let mut cmd = Command::new(exe);
     cmd.arg(rootfs)
         .arg(out)
         .args(["-noappend", "-no-progress", "-comp", comp]);
+    if let Some((exclude, pseudo)) = lists {
+        cmd.arg("-ef").arg(exclude).arg("-pf").arg(pseudo);
+    }
     if !nix::unistd::geteuid().is_root() {
         // Files a user made belong to root in the image, as with Apptainer.
         cmd.arg("-all-root");

@@ -50,6 +50,23 @@ pub async fn bootstrap(job: &Job<'_>, stage: &Stage, rootfs: &Path) -> Result<So
     })
 }
 
+/// The folder a stage can be packed from where it stands (see
+/// [`crate::build::native::in_place`]): the last stage, from a folder, and
+/// adding nothing to it but metadata (no %setup, %files, %post, apps, nor
+/// a %test that runs).
+pub fn in_place_source(job: &Job<'_>, stage: &Stage) -> Option<std::path::PathBuf> {
+    let last = job.definition.stages().len() == stage.index() + 1;
+    if !last || stage.bootstrap() != "localimage" || writes_into_tree(job, stage) {
+        return None;
+    }
+    let has = |kind| stage.sections_of(kind).next().is_some();
+    if has(SectionKind::Files) || has(SectionKind::Test) || !stage.apps().is_empty() {
+        return None;
+    }
+    let path = job.context_dir.join(stage.from()?);
+    path.is_dir().then_some(path)
+}
+
 /// Whether some script of the stage may change files in place.
 pub fn writes_into_tree(job: &Job<'_>, stage: &Stage) -> bool {
     let has = |kind| stage.sections_of(kind).next().is_some();
