@@ -814,3 +814,63 @@ fn debootstrap_builds_a_debian_image() {
         "bookworm"
     );
 }
+
+/// `sreg build` as an unprivileged user (nobody): %post and %test in a user
+/// namespace where the user is root, and the tree copied when it may not
+/// be hard-linked (files of others, fs.protected_hardlinks).
+#[test]
+fn a_user_builds_in_a_user_namespace() {
+    let fx = Fixture::new();
+    fx.write("extra.txt", "extra\n");
+    fx.write(
+        "user.def",
+        "Bootstrap: localimage\nFrom: bb\n\n%files\n    extra.txt /extra.txt\n\n\
+         %post\n    id -u > /uid\n\n%test\n    if touch /probe 2>/dev/null; then exit 1; fi\n    echo ro-ok\n",
+    );
+    fx.write(
+        "deb.def",
+        "Bootstrap: debootstrap\nOSVersion: bookworm\nMirrorURL: http://deb.debian.org/debian\n",
+    );
+    fx.write(
+        "link.def",
+        "Bootstrap: localimage\nFrom: bb\n\n%files\n    extra.txt /extra.txt\n",
+    );
+    // The folder is the user's; the sandbox stays root's.
+    for f in ["", "user.def", "link.def", "deb.def", "extra.txt"] {
+        std::os::unix::fs::chown(fx.path(f), Some(65534), Some(65534)).unwrap();
+    }
+    let as_nobody = |c: &mut Command| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--reuid=65534".into(),
+            "--regid=65534".into(),
+            "--clear-groups".into(),
+            env!("CARGO_BIN_EXE_sreg").into(),
+        ];
+        args.extend(c.get_args().map(|a| a.to_os_string()));
+        let mut wrapped = Command::new(which("setpriv"));
+        wrapped.args(args).current_dir(c.get_current_dir().unwrap());
+        *c = wrapped;
+    };
+    let out = fx.build_with("user.def", "user.sif", &[], as_nobody);
+    let err = ok(&out);
+    assert!(err.contains("ro-ok"), "{err}");
+    let root = fx.path("unpacked");
+    unpack(&fx.path("user.sif"), &root);
+    assert_eq!(read(&root, "uid"), "0\n");
+    assert_eq!(read(&root, "extra.txt"), "extra\n");
+    // Packed as root's files, as Apptainer does for users (-all-root).
+    assert_eq!(fs::metadata(root.join("uid")).unwrap().uid(), 0);
+
+    // Nothing writes into the tree but %files: it would be linked.
+    let out = fx.build_with("link.def", "link.sif", &[], as_nobody);
+    let err = ok(&out);
+    assert!(err.contains("copying the tree instead"), "{err}");
+    unpack(&fx.path("link.sif"), &fx.path("unpacked-link"));
+    assert_eq!(read(&fx.path("unpacked-link"), "extra.txt"), "extra\n");
+
+    let out = fx.build_with("deb.def", "deb.sif", &[], as_nobody);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root"), "{err}");
+    assert!(!fx.path("deb.sif").exists());
+}

@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::ExitStatus;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
@@ -37,27 +38,39 @@ pub async fn fill(job: &Job<'_>, src: &Path, rootfs: &Path, how: Fill) -> Result
     } else {
         how
     };
-    let mut cmd = Command::new("cp");
-    // -a keeps owners, modes, times, links, devices and extended attributes.
-    cmd.arg(if how == Fill::Link { "-al" } else { "-a" })
-        .arg("--")
-        .arg(src.join("."))
-        .arg(rootfs);
+    if how == Fill::Link {
+        job.log.line(format!(
+            "linking {} into the root filesystem",
+            src.display()
+        ));
+        if cp(job, "-al", src, rootfs).await?.success() {
+            return Ok(Fill::Link);
+        }
+        // A user may not link files of others (fs.protected_hardlinks).
+        job.log
+            .line("cannot hard-link every file: copying the tree instead");
+        std::fs::remove_dir_all(rootfs)
+            .and_then(|()| std::fs::create_dir(rootfs))
+            .with_context(|| format!("cannot empty {}", rootfs.display()))?;
+    }
     job.log.line(format!(
-        "{} {} into the root filesystem",
-        if how == Fill::Link {
-            "linking"
-        } else {
-            "copying"
-        },
+        "copying {} into the root filesystem",
         src.display()
     ));
-    let status = job.log.run(cmd, &job.cancel).await?;
+    let status = cp(job, "-a", src, rootfs).await?;
     if !status.success() {
         bail!(
             "cannot copy {} into the root filesystem (cp: {status})",
             src.display()
         );
     }
-    Ok(how)
+    Ok(Fill::Copy)
+}
+
+/// `cp FLAGS SRC/. ROOTFS`; -a keeps owners (as root), modes, times,
+/// links, devices and extended attributes.
+async fn cp(job: &Job<'_>, flags: &str, src: &Path, rootfs: &Path) -> Result<ExitStatus> {
+    let mut cmd = Command::new("cp");
+    cmd.arg(flags).arg("--").arg(src.join(".")).arg(rootfs);
+    job.log.run(cmd, &job.cancel).await
 }
