@@ -874,3 +874,40 @@ fn a_user_builds_in_a_user_namespace() {
     assert!(err.contains("needs root"), "{err}");
     assert!(!fx.path("deb.sif").exists());
 }
+
+#[test]
+fn missing_debootstrap_and_proot_name_their_packages() {
+    let fx = Fixture::new();
+    fx.write(
+        "deb.def",
+        "Bootstrap: debootstrap\nOSVersion: bookworm\nMirrorURL: http://deb.debian.org/debian\n",
+    );
+    fx.write(
+        "p.def",
+        "Bootstrap: localimage\nFrom: bb\n\n%post\n    true\n",
+    );
+    // A PATH with what a build needs but debootstrap and proot.
+    let bin = fx.path("hostbin");
+    fs::create_dir_all(&bin).unwrap();
+    for tool in ["mksquashfs", "cp"] {
+        std::os::unix::fs::symlink(which(tool), bin.join(tool)).unwrap();
+    }
+    let path = |c: &mut Command| {
+        c.env("PATH", &bin);
+    };
+    let out = fx.build_with("deb.def", "deb.sif", &[], path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("debootstrap is not installed") && err.contains("install debootstrap"),
+        "{err}"
+    );
+    let out = fx.build_with("p.def", "p.sif", &["--isolation", "proot"], path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("proot is not installed") && err.contains("install proot"),
+        "{err}"
+    );
+    assert!(fx.leftovers().is_empty(), "{:?}", fx.leftovers());
+}
