@@ -96,8 +96,9 @@ pub struct BuildArgs {
     /// Folder for the root filesystems of a native build (default: beside OUT).
     #[arg(long, value_name = "DIR", env = "SREG_TMPDIR")]
     pub tmpdir: Option<PathBuf>,
-    /// Reach OCI, ORAS, library and shub registries over plain HTTP.
-    #[arg(long, env = "SREG_NOHTTPS")]
+    /// Reach OCI, ORAS, library and shub registries over plain HTTP
+    /// (SREG_NOHTTPS takes 1/0, true/false, yes/no, on/off).
+    #[arg(long, env = "SREG_NOHTTPS", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub nohttps: bool,
     /// How the native backend runs %post and %test.
     #[arg(long, value_enum, default_value = "auto")]
