@@ -184,7 +184,9 @@ pub fn git_facts(recipe: &Path) -> GitFacts {
         .filter(|s| !s.is_empty())
         .map(|u| without_credentials(&u));
     let dirty = match &path {
-        Some(p) => git(&["status", "--porcelain", "--", p]).is_some_and(|s| !s.is_empty()),
+        // The path is relative to the top, not to `dir`.
+        Some(p) => git(&["status", "--porcelain", "--", &format!(":(top){p}")])
+            .is_some_and(|s| !s.is_empty()),
         None => false,
     };
     GitFacts {
