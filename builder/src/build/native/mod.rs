@@ -23,14 +23,9 @@ pub mod files;
 pub mod in_place;
 pub mod inspect;
 pub mod isolation;
-pub mod layers;
 pub mod layout;
 pub mod metadata;
-pub mod oci_image;
-pub mod oci_layout;
-pub mod oci_pull;
-#[cfg(test)]
-pub mod oci_test_job;
+pub mod oci;
 pub mod paths;
 pub mod registry_http;
 pub mod scripts;

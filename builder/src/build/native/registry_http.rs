@@ -11,7 +11,7 @@ use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::oci_image::human_bytes;
+use super::oci::image::human_bytes;
 use crate::build::job::Job;
 
 /// A client for one registry: its base URL, and a token when it is the

@@ -13,8 +13,8 @@ use sreg_recipe::Stage;
 
 use super::SourceConfig;
 use crate::build::job::Job;
-use crate::build::native::oci_image::{self, FetchedImage};
-use crate::build::native::{oci_layout, oci_pull};
+use crate::build::native::oci::image::{self as oci_image, FetchedImage};
+use crate::build::native::oci::{layout as oci_layout, pull as oci_pull};
 
 pub async fn bootstrap(job: &Job<'_>, stage: &Stage, rootfs: &Path) -> Result<SourceConfig> {
     let agent = stage.bootstrap();

@@ -19,8 +19,8 @@ use sreg_recipe::Stage;
 
 use super::SourceConfig;
 use crate::build::job::Job;
-use crate::build::native::oci_image::host_platform;
-use crate::build::native::oci_pull::{Registry, SIF_LAYER_MEDIA_TYPE};
+use crate::build::native::oci::image::host_platform;
+use crate::build::native::oci::pull::{Registry, SIF_LAYER_MEDIA_TYPE};
 use crate::build::native::registry_http::{RegistryHttp, check_hash};
 use crate::build::native::unpack;
 use crate::registry;
@@ -201,7 +201,7 @@ async fn oras(job: &Job<'_>, from: &str, dest: &Path) -> Result<String> {
     job.log.line(format!(
         "downloaded {} ({}), digest verified",
         layer.digest,
-        crate::build::native::oci_image::human_bytes(size)
+        crate::build::native::oci::image::human_bytes(size)
     ));
     Ok(format!(
         "oras://{}/{}@{digest}",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-use super::oci_image::{Candidate, FetchedImage, choose_platform, verify_digest};
+use super::image::{Candidate, FetchedImage, choose_platform, verify_digest};
 use crate::build::log::BuildLog;
 
 const INDEX_TYPES: [&str; 2] = [

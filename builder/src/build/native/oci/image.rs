@@ -10,9 +10,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::bootstrap::SourceConfig;
 use super::layers;
 use crate::build::job::Job;
+use crate::build::native::bootstrap::SourceConfig;
 
 /// An image ready to unpack.
 pub struct FetchedImage {

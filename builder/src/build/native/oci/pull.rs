@@ -13,8 +13,9 @@ use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use super::oci_image::{Candidate, FetchedImage, choose_platform, human_bytes};
+use super::image::{Candidate, FetchedImage, choose_platform, human_bytes};
 use crate::build::job::Job;
+use crate::build::native::registry_http::chain;
 
 /// The media type of a SIF pushed with ORAS (`apptainer push oras://`).
 pub const SIF_LAYER_MEDIA_TYPE: &str = "application/vnd.sylabs.sif.layer.v1.sif";
@@ -332,18 +333,6 @@ pub async fn cancellable<T>(job: &Job<'_>, f: impl std::future::Future<Output = 
     }
 }
 
-/// An error with its causes, as reqwest hides the interesting part there.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 fn describe(c: &Candidate) -> String {
     match &c.variant {
         Some(v) => format!("{}/{}/{v}", c.os, c.arch),
@@ -400,8 +389,7 @@ mod registry_tests {
     use sreg_tests::oci_registry::{LayerBuilder, OciRegistry, TestImage, host_arch, sample_image};
 
     use super::*;
-    use crate::build::native::oci_image;
-    use crate::build::native::oci_test_job::TestJob;
+    use crate::build::native::oci::test_job::TestJob;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
@@ -448,7 +436,9 @@ mod registry_tests {
                     .resolved
                     .starts_with(&format!("{}/test/sample@sha256:", registry.host))
             );
-            let config = oci_image::unpack(&job, image, &rootfs).await.unwrap();
+            let config = super::super::image::unpack(&job, image, &rootfs)
+                .await
+                .unwrap();
             assert_eq!(config.cmd, ["echo hello from the image"]);
             assert_eq!(config.working_dir.as_deref(), Some("/opt/app"));
             assert_eq!(config.arch.as_deref(), Some(host_arch()));
@@ -457,7 +447,9 @@ mod registry_tests {
             std::fs::create_dir(&multi).unwrap();
             let r = docker_reference("test/multi:1", Some(&registry.host), None).unwrap();
             let image = fetch_image(&job, &r).await.unwrap();
-            oci_image::unpack(&job, image, &multi).await.unwrap();
+            super::super::image::unpack(&job, image, &multi)
+                .await
+                .unwrap();
             assert_eq!(
                 std::fs::read_to_string(multi.join("platform")).unwrap(),
                 "host"
