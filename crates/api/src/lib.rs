@@ -6,6 +6,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod builds;
 pub mod reference;
 pub mod v1;
 
