@@ -446,6 +446,183 @@ impl Client {
     }
 }
 
+/// A piece of a build job's log (`GET /api/v1/builds/{id}/log?offset=N`).
+#[derive(Debug, Clone)]
+pub struct LogChunk {
+    pub bytes: Vec<u8>,
+    /// The offset to ask for next.
+    pub next_offset: u64,
+    /// The job is over and the log will not grow.
+    pub complete: bool,
+    /// `X-Sreg-Build-State`, when sent.
+    pub state: Option<String>,
+}
+
+/// Build projects, build jobs and the agent protocol (see [`crate::builds`]).
+impl Client {
+    pub async fn projects(&self) -> Result<Vec<crate::builds::BuildProject>> {
+        self.get("api/v1/projects").await
+    }
+
+    /// A project by id or name.
+    pub async fn project(&self, id: &str) -> Result<crate::builds::BuildProject> {
+        self.get(&format!("api/v1/projects/{id}")).await
+    }
+
+    pub async fn create_project(
+        &self,
+        new: &crate::builds::NewBuildProject,
+    ) -> Result<crate::builds::CreatedBuildProject> {
+        self.with_body(Method::POST, "api/v1/projects", new).await
+    }
+
+    pub async fn update_project(
+        &self,
+        id: i64,
+        change: &crate::builds::NewBuildProject,
+    ) -> Result<crate::builds::BuildProject> {
+        self.with_body(Method::PATCH, &format!("api/v1/projects/{id}"), change)
+            .await
+    }
+
+    /// Deletes a project; its answer body, if any, is ignored.
+    pub async fn delete_project(&self, id: i64) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("api/v1/projects/{id}")))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /api/v1/builds`, newest first, optionally for one project id
+    /// and one state.
+    pub async fn builds(
+        &self,
+        project: Option<i64>,
+        state: Option<crate::builds::JobState>,
+        limit: Option<u32>,
+    ) -> Result<Vec<crate::builds::BuildJob>> {
+        let mut url = self.url("api/v1/builds");
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(p) = project {
+                q.append_pair("project", &p.to_string());
+            }
+            if let Some(s) = state {
+                q.append_pair("state", s.as_str());
+            }
+            if let Some(l) = limit {
+                q.append_pair("limit", &l.to_string());
+            }
+        }
+        self.json(self.with_token(self.http.get(url))).await
+    }
+
+    pub async fn build_job(&self, id: i64) -> Result<crate::builds::BuildJob> {
+        self.get(&format!("api/v1/builds/{id}")).await
+    }
+
+    pub async fn cancel_build(&self, id: i64) -> Result<crate::builds::BuildJob> {
+        self.json(self.request(Method::POST, &format!("api/v1/builds/{id}/cancel")))
+            .await
+    }
+
+    /// The log of a build job from byte `offset`.
+    pub async fn build_job_log(&self, id: i64, offset: u64) -> Result<LogChunk> {
+        let response = self
+            .send(self.request(
+                Method::GET,
+                &format!("api/v1/builds/{id}/log?offset={offset}"),
+            ))
+            .await?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let complete = header("x-sreg-log-complete").as_deref() == Some("true");
+        let state = header("x-sreg-build-state");
+        let bytes = response.bytes().await.map_err(|source| ClientError::Http {
+            url: self.base.to_string(),
+            source,
+        })?;
+        Ok(LogChunk {
+            next_offset: offset + bytes.len() as u64,
+            bytes: bytes.to_vec(),
+            complete,
+            state,
+        })
+    }
+
+    /// `POST /api/v1/agent/lease`: a job, or `None` when none fits (204).
+    pub async fn agent_lease(
+        &self,
+        request: &crate::builds::LeaseRequest,
+    ) -> Result<Option<crate::builds::Lease>> {
+        let response = self
+            .send(
+                self.request(Method::POST, "api/v1/agent/lease")
+                    .json(request),
+            )
+            .await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let bytes = response.bytes().await.map_err(|source| ClientError::Http {
+            url: self.base.to_string(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// A heartbeat; 409 (an [`ClientError::Api`]) when the lease is lost.
+    pub async fn agent_heartbeat(
+        &self,
+        job: i64,
+        lease: &crate::builds::LeaseRef,
+    ) -> Result<crate::builds::HeartbeatAnswer> {
+        self.with_body(
+            Method::POST,
+            &format!("api/v1/agent/jobs/{job}/heartbeat"),
+            lease,
+        )
+        .await
+    }
+
+    /// Appends log bytes that start at `offset` of the job's log.
+    pub async fn agent_log(
+        &self,
+        job: i64,
+        lease_id: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+    ) -> Result<crate::builds::LogAppended> {
+        self.json(
+            self.request(Method::POST, &format!("api/v1/agent/jobs/{job}/log"))
+                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+                .header("X-Sreg-Lease", lease_id)
+                .header("X-Sreg-Log-Offset", offset.to_string())
+                .body(bytes),
+        )
+        .await
+    }
+
+    pub async fn agent_finish(
+        &self,
+        job: i64,
+        finish: &crate::builds::FinishRequest,
+    ) -> Result<crate::builds::BuildJob> {
+        self.with_body(
+            Method::POST,
+            &format!("api/v1/agent/jobs/{job}/finish"),
+            finish,
+        )
+        .await
+    }
+}
+
 /// Turns an answer that is not a success into [`ClientError::Api`], with
 /// the message of the registry's error envelope.
 async fn check(response: Response) -> Result<Response> {
