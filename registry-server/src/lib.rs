@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod blobs;
+pub mod builds_triggers;
 pub mod cli;
 pub mod config;
 pub mod db;
