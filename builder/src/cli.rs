@@ -31,6 +31,15 @@ pub enum Command {
     Search(SearchArgs),
     /// Build a SIF image from a recipe (definition file), with a JSON build record beside it.
     Build(BuildArgs),
+    /// Build agent: lease build jobs from the registry, build, push and report them.
+    Agent(AgentArgs),
+    /// Build and push whatever recipes changed in git repositories, without a registry project.
+    Watch(WatchArgs),
+    /// Manage the registry's build projects (repositories built automatically).
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// List, show, follow and cancel the registry's build jobs.
+    Builds(BuildsArgs),
     /// Runs one command inside a root filesystem (used by the native backend).
     #[command(name = "__run-in-rootfs", hide = true)]
     RunInRootfs(RunInRootfsArgs),
@@ -244,4 +253,168 @@ pub struct RecipesArgs {
     /// Files or folders to leave out (repeatable; added to the defaults).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The registry (default: SREG_REGISTRY); the token, an admin's, comes from SREG_TOKEN.
+    #[arg(long, env = "SREG_REGISTRY", value_name = "URL")]
+    pub registry: String,
+    /// The backend for jobs whose project names none.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+    /// How many builds at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+    /// Labels this agent offers (comma-separated); a job is taken only if it has all the job's.
+    #[arg(long, value_delimiter = ',', value_name = "LABEL,...")]
+    pub labels: Vec<String>,
+    /// The agent's name in the job records (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where jobs are cloned and built (a folder per job, removed afterwards).
+    #[arg(long, value_name = "DIR", env = "SREG_AGENT_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// How long to wait before asking again when there is no job.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub poll: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Git repositories to watch (any URL git can fetch).
+    #[arg(required = true, value_name = "REPO_URL")]
+    pub repositories: Vec<String>,
+    /// Where images go: ENTITY/COLLECTION or COLLECTION (default: the repository's name).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// The branch to build (default: the remote's HEAD).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Time between passes.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Make one pass and exit (non-zero if a build or push failed).
+    #[arg(long)]
+    pub once: bool,
+    /// The backend to build with.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+    /// Where clones and the record of what was built are kept (default:
+    /// $XDG_STATE_HOME/sreg/watch or ~/.local/state/sreg/watch).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a build project; prints its webhook secret (once) and webhook URLs.
+    Create(ProjectCreateArgs),
+    /// List build projects.
+    List(JsonFlag),
+    /// Show one build project.
+    Show(ProjectNameArgs),
+    /// Delete a build project.
+    Delete(ProjectNameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectNameArgs {
+    pub name: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A forge to report commit statuses to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForgeArg {
+    Github,
+    Gitlab,
+    Gitea,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectCreateArgs {
+    /// The project's name ([a-z0-9._-]).
+    pub name: String,
+    /// The repository's clone URL.
+    #[arg(long)]
+    pub repository: String,
+    /// Where images go: ENTITY/COLLECTION.
+    #[arg(long)]
+    pub collection: String,
+    /// The branch to build (default: main).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Which files are recipes (repeatable; default: those of `sreg recipes`).
+    #[arg(long = "recipes", value_name = "GLOB", num_args = 1..)]
+    pub recipes: Vec<String>,
+    /// The backend agents build with (native, apptainer, docker, slurm).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Labels an agent must have to take the project's jobs (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LABEL,...")]
+    pub labels: Vec<String>,
+    /// The forge to report commit statuses to.
+    #[arg(long, value_enum, requires_all = ["forge_api_url", "forge_repository"])]
+    pub forge: Option<ForgeArg>,
+    /// The forge's API base URL.
+    #[arg(long, value_name = "URL")]
+    pub forge_api_url: Option<String>,
+    /// The repository on the forge (OWNER/NAME, or a GitLab project path).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub forge_repository: Option<String>,
+    /// The environment variable holding the forge's API token (never given on the command line).
+    #[arg(long, value_name = "VAR")]
+    pub forge_token_env: Option<String>,
+    /// Poll the repository this often (for repositories that cannot send webhooks).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub poll: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BuildsArgs {
+    #[command(subcommand)]
+    pub command: Option<BuildsCommand>,
+    /// Only the builds of this project (name).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only builds in this state (queued, running, succeeded, failed, cancelled, superseded).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildsCommand {
+    /// Show one build job.
+    Show {
+        id: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a build job's log.
+    Log {
+        id: i64,
+        /// Keep printing while the build runs, until it ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Ask for a build job to be cancelled.
+    Cancel { id: i64 },
 }

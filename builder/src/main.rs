@@ -1,5 +1,6 @@
 //! `sreg`: the command-line tool for CI steps and build nodes.
 
+mod agent;
 mod build;
 mod buildmeta;
 mod cli;
@@ -20,6 +21,10 @@ fn main() {
         Command::Pull(args) => commands::pull::run(&args),
         Command::Search(args) => commands::search::run(&args),
         Command::Build(args) => build::run(&args),
+        Command::Watch(args) => commands::watch::run(&args),
+        Command::Agent(_) | Command::Project(_) | Command::Builds(_) => {
+            Err(anyhow::anyhow!("not yet"))
+        }
         Command::RunInRootfs(args) => build::native::run_in_rootfs(&args),
     };
     if let Err(err) = result {

@@ -4,3 +4,4 @@ pub mod pull;
 pub mod push;
 pub mod recipes;
 pub mod search;
+pub mod watch;
