@@ -4,4 +4,5 @@
 //! ([`scan`]), polling for repositories without webhooks ([`poll`]) and
 //! commit statuses sent back to the forge ([`status`]).
 
+pub mod mirror;
 pub mod webhook;
