@@ -22,9 +22,8 @@ fn main() {
         Command::Search(args) => commands::search::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Watch(args) => commands::watch::run(&args),
-        Command::Agent(_) | Command::Project(_) | Command::Builds(_) => {
-            Err(anyhow::anyhow!("not yet"))
-        }
+        Command::Agent(args) => commands::agent::run(&args),
+        Command::Project(_) | Command::Builds(_) => Err(anyhow::anyhow!("not yet")),
         Command::RunInRootfs(args) => build::native::run_in_rootfs(&args),
     };
     if let Err(err) = result {

@@ -1,3 +1,4 @@
+pub mod agent;
 pub mod inspect;
 pub mod login;
 pub mod pull;
