@@ -31,6 +31,8 @@ pub enum ConfigError {
     },
     #[error("public URL {value:?} is not an http(s) URL")]
     PublicUrl { value: String },
+    #[error("{name}={value:?} is not a number")]
+    Setting { name: String, value: String },
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -51,6 +53,63 @@ pub struct FileConfig {
     pub secret_key_file: Option<PathBuf>,
     #[serde(default)]
     pub registry: RegistrySettings,
+    #[serde(default)]
+    pub builds: BuildSettings,
+}
+
+/// The `[builds]` table: the build queue's timing. Each key also has an
+/// environment twin (`SREG_BUILD_LEASE_SECONDS`, `SREG_BUILD_HEARTBEAT_SECONDS`,
+/// `SREG_BUILD_MAX_ATTEMPTS`, `SREG_BUILD_REAPER_INTERVAL_SECONDS`) that wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildSettings {
+    /// A lease ends this long after the agent's last heartbeat.
+    pub lease_seconds: u64,
+    /// How often agents are told to send heartbeats.
+    pub heartbeat_seconds: u64,
+    /// Leases a job gets before it fails for good (an expired lease counts).
+    pub max_attempts: u32,
+    /// How often expired leases are looked for.
+    pub reaper_interval_seconds: u64,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        Self {
+            lease_seconds: 300,
+            heartbeat_seconds: 30,
+            max_attempts: 3,
+            reaper_interval_seconds: 10,
+        }
+    }
+}
+
+impl BuildSettings {
+    /// Applies the `SREG_BUILD_*` environment variables.
+    fn with_env(mut self) -> Result<Self, ConfigError> {
+        fn var<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), ConfigError> {
+            if let Ok(v) = std::env::var(name) {
+                *slot = v.trim().parse().map_err(|_| ConfigError::Setting {
+                    name: name.into(),
+                    value: v.clone(),
+                })?;
+            }
+            Ok(())
+        }
+        var("SREG_BUILD_LEASE_SECONDS", &mut self.lease_seconds)?;
+        var("SREG_BUILD_HEARTBEAT_SECONDS", &mut self.heartbeat_seconds)?;
+        var("SREG_BUILD_MAX_ATTEMPTS", &mut self.max_attempts)?;
+        var(
+            "SREG_BUILD_REAPER_INTERVAL_SECONDS",
+            &mut self.reaper_interval_seconds,
+        )?;
+        // Zero would make every lease expire at once or the reaper spin.
+        self.lease_seconds = self.lease_seconds.max(1);
+        self.heartbeat_seconds = self.heartbeat_seconds.max(1);
+        self.max_attempts = self.max_attempts.max(1);
+        self.reaper_interval_seconds = self.reaper_interval_seconds.max(1);
+        Ok(self)
+    }
 }
 
 /// The `[registry]` table: policy, enforced on every protocol.
@@ -130,6 +189,7 @@ pub struct Config {
     /// that a copy of the database alone reveals no token.
     pub secret_key_file: PathBuf,
     pub registry: RegistrySettings,
+    pub builds: BuildSettings,
 }
 
 impl Config {
@@ -187,6 +247,7 @@ impl Config {
             public_url,
             secret_key_file,
             registry: file.registry,
+            builds: file.builds.with_env()?,
         })
     }
 }

@@ -19,6 +19,9 @@ pub struct AppState {
     pub storage: Storage,
     /// Subkeys of the server's secret key: sealed tokens, download links.
     pub keys: Arc<Keys>,
+    /// Every change of a build job's state, for whoever reports them
+    /// (commit statuses); sending with nobody listening is fine.
+    pub build_events: tokio::sync::broadcast::Sender<sreg_api::builds::BuildJob>,
 }
 
 impl AppState {
@@ -38,6 +41,7 @@ impl AppState {
             db,
             storage,
             keys: Arc::new(keys),
+            build_events: tokio::sync::broadcast::channel(1024).0,
         })
     }
 }
@@ -90,6 +94,8 @@ pub async fn serve_on(
         data_dir = %state.config.data_dir.display(),
         "sreg-server ready"
     );
+    // Expired build leases are taken back while the server runs.
+    tokio::spawn(crate::model::builds::reaper::run(state.clone()));
     // Paths are normalised before routing (old library clients send `//`).
     let app = tower::ServiceBuilder::new()
         .map_request(http::library::normalize_path)

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod accounts;
 pub mod activity;
+pub mod builds;
 pub mod catalog;
 pub mod tags;
 pub mod tokens;

@@ -7,12 +7,15 @@
 //! in it answer 404 to whoever may not see them, as if they did not exist.
 
 mod admin;
+mod agent;
+mod builds;
 mod collections;
 mod containers;
 mod error;
 mod images;
 mod json;
 mod me;
+mod projects;
 mod register;
 mod resolve;
 mod search;
@@ -49,7 +52,8 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
         (name = "account", description = "The caller, their tokens and stars"),
         (name = "catalog", description = "Collections, containers and images"),
         (name = "push and pull", description = "Upload sessions and downloads"),
-        (name = "admin", description = "Users and teams (admins only)")
+        (name = "admin", description = "Users and teams (admins only)"),
+        (name = "builds", description = "Build projects, build jobs and their logs, and the build-agent protocol (agents need an admin's token)")
     )
 )]
 struct ApiDoc;
@@ -95,6 +99,20 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(uploads::put_log))
         .routes(routes!(uploads::put_image))
         .routes(routes!(uploads::commit_image))
+        .routes(routes!(projects::list_projects, projects::create_project))
+        .routes(routes!(
+            projects::get_project,
+            projects::update_project,
+            projects::delete_project
+        ))
+        .routes(routes!(builds::list_builds))
+        .routes(routes!(builds::get_build))
+        .routes(routes!(builds::cancel_build))
+        .routes(routes!(builds::get_log))
+        .routes(routes!(agent::lease))
+        .routes(routes!(agent::heartbeat))
+        .routes(routes!(agent::append_log))
+        .routes(routes!(agent::finish))
         .split_for_parts();
     // axum spells a parameter that spans several segments `{*name}`;
     // OpenAPI knows only `{name}`.
