@@ -5,4 +5,16 @@
 //! commit statuses sent back to the forge ([`status`]).
 
 pub mod mirror;
+pub mod poll;
+pub mod scan;
+pub mod status;
 pub mod webhook;
+
+use crate::serve::AppState;
+
+/// Starts the scan worker, the poller and the status reporter.
+pub fn start(state: &AppState) {
+    tokio::spawn(scan::run(state.clone()));
+    tokio::spawn(poll::run(state.clone()));
+    tokio::spawn(status::run(state.clone()));
+}
