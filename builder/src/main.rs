@@ -23,7 +23,8 @@ fn main() {
         Command::Build(args) => build::run(&args),
         Command::Watch(args) => commands::watch::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
-        Command::Project(_) | Command::Builds(_) => Err(anyhow::anyhow!("not yet")),
+        Command::Project(command) => commands::project::run(&command),
+        Command::Builds(args) => commands::builds::run(&args),
         Command::RunInRootfs(args) => build::native::run_in_rootfs(&args),
     };
     if let Err(err) = result {

@@ -1,6 +1,8 @@
 pub mod agent;
+pub mod builds;
 pub mod inspect;
 pub mod login;
+pub mod project;
 pub mod pull;
 pub mod push;
 pub mod recipes;

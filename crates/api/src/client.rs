@@ -464,8 +464,7 @@ impl Client {
         self.get("api/v1/projects").await
     }
 
-    /// A project by id or name.
-    pub async fn project(&self, id: &str) -> Result<crate::builds::BuildProject> {
+    pub async fn project(&self, id: i64) -> Result<crate::builds::BuildProject> {
         self.get(&format!("api/v1/projects/{id}")).await
     }
 
