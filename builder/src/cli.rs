@@ -261,16 +261,22 @@ pub struct AgentArgs {
     #[arg(long, env = "SREG_REGISTRY", value_name = "URL")]
     pub registry: String,
     /// The backend for jobs whose project names none.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value = "auto", env = "SREG_BUILD_BACKEND")]
     pub backend: BackendKind,
     /// How many builds at once.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 1, env = "SREG_AGENT_CONCURRENCY",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
     /// Labels this agent offers (comma-separated); a job is taken only if it has all the job's.
-    #[arg(long, value_delimiter = ',', value_name = "LABEL,...")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LABEL,...",
+        env = "SREG_AGENT_LABELS"
+    )]
     pub labels: Vec<String>,
     /// The agent's name in the job records (default: the host name).
-    #[arg(long)]
+    #[arg(long, env = "SREG_AGENT_NAME")]
     pub name: Option<String>,
     /// Where jobs are cloned and built (a folder per job, removed afterwards).
     #[arg(long, value_name = "DIR", env = "SREG_AGENT_WORK_DIR")]
