@@ -96,6 +96,8 @@ pub async fn serve_on(
     );
     // Expired build leases are taken back while the server runs.
     tokio::spawn(crate::model::builds::reaper::run(state.clone()));
+    // Webhook scans, polling and commit statuses.
+    crate::builds_triggers::start(&state);
     // Paths are normalised before routing (old library clients send `//`).
     let app = tower::ServiceBuilder::new()
         .map_request(http::library::normalize_path)

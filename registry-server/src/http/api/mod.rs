@@ -12,6 +12,7 @@ mod builds;
 mod collections;
 mod containers;
 mod error;
+mod hooks;
 mod images;
 mod json;
 mod me;
@@ -113,6 +114,9 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agent::heartbeat))
         .routes(routes!(agent::append_log))
         .routes(routes!(agent::finish))
+        .routes(routes!(hooks::github))
+        .routes(routes!(hooks::gitlab))
+        .routes(routes!(hooks::gitea))
         .split_for_parts();
     // axum spells a parameter that spans several segments `{*name}`;
     // OpenAPI knows only `{name}`.
