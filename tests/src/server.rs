@@ -139,6 +139,19 @@ impl Server {
         self.terminate().expect("server was running")
     }
 
+    /// Stops the server (SIGTERM) and starts it again on the same registry
+    /// (folder, environment, data dir, database and storage); it listens on
+    /// a new port.
+    pub fn restart(mut self) -> Self {
+        self.terminate();
+        let env: Vec<(&str, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        Self::spawn(&self.cwd, self.registry_args.clone(), &env)
+    }
+
     /// Log lines printed so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.log.try_iter().collect()
