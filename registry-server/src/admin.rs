@@ -90,6 +90,7 @@ pub async fn run(db: &AnyPool, keys: &Keys, command: &AdminCommand) -> Result<()
             accounts::add_team_member(db, entity.id, user.id, role).await?;
             eprintln!("{} is now {role} of {team}", user.name);
         }
+        AdminCommand::Build(command) => crate::admin_builds::run(db, command).await?,
     }
     Ok(())
 }

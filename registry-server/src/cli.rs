@@ -52,6 +52,45 @@ pub enum AdminCommand {
     /// Teams (entities whose collections their members share).
     #[command(subcommand)]
     Team(TeamCommand),
+    /// The build queue.
+    #[command(subcommand)]
+    Build(BuildCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildCommand {
+    /// Queue builds of a project's recipes at a commit, as a webhook would;
+    /// prints each new job as `ID REFERENCE`.
+    Queue {
+        /// The build project's name.
+        #[arg(long)]
+        project: String,
+        /// The commit id (hex).
+        #[arg(long)]
+        commit: String,
+        /// The branch (default: the project's).
+        #[arg(long)]
+        branch: Option<String>,
+        /// A recipe to build, repeatable: PATH:NAME:TAG (the image becomes
+        /// the project's ENTITY/COLLECTION/NAME:TAG).
+        #[arg(long = "recipe", required = true)]
+        recipes: Vec<String>,
+        /// Leases a job gets before it fails for good.
+        #[arg(long, env = "SREG_BUILD_MAX_ATTEMPTS", default_value_t = 3)]
+        max_attempts: u32,
+    },
+    /// List build jobs, newest first.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+        /// queued, running, succeeded, failed, cancelled or superseded.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Cancel a job (a running one stops at its agent's next heartbeat).
+    Cancel { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! The registry server as a library, so that tests can start it in-process.
 
 pub mod admin;
+pub mod admin_builds;
 pub mod blobs;
 pub mod builds_triggers;
 pub mod cli;
