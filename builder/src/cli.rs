@@ -315,7 +315,7 @@ pub struct WatchArgs {
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
     /// Create a build project; prints its webhook secret (once) and webhook URLs.
-    Create(ProjectCreateArgs),
+    Create(Box<ProjectCreateArgs>),
     /// List build projects.
     List(JsonFlag),
     /// Show one build project.
