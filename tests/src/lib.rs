@@ -5,6 +5,7 @@
 
 mod bins;
 pub mod capture;
+pub mod git_server;
 pub mod images;
 pub mod libclient;
 pub mod oci_registry;
