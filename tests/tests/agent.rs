@@ -95,6 +95,7 @@ fn repository(root: &Path) -> (GitDaemon, String, String) {
         ("bad", None, None),
         ("slow", Some("sleep 4"), Some("hello")),
         ("slower", Some("sleep 6"), Some("hello")),
+        ("slowest", Some("sleep 12"), Some("hello")),
     ] {
         std::fs::create_dir_all(work.join(name)).unwrap();
         std::fs::write(work.join(name).join("Singularity"), recipe("a.txt", setup)).unwrap();
@@ -117,6 +118,8 @@ struct Relay {
     port: u16,
     target: Arc<Mutex<SocketAddr>>,
     stop: Arc<AtomicBool>,
+    /// Open client connections, cut when the target changes.
+    conns: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Relay {
@@ -125,13 +128,17 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         let target = Arc::new(Mutex::new(addr_of(url)));
         let stop = Arc::new(AtomicBool::new(false));
-        let (t, s) = (target.clone(), stop.clone());
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (t, s, open) = (target.clone(), stop.clone(), conns.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(client) = conn else { continue };
+                if let Ok(c) = client.try_clone() {
+                    open.lock().unwrap().push(c);
+                }
                 let to = *t.lock().unwrap();
                 std::thread::spawn(move || {
                     let Ok(server) = TcpStream::connect(to) else {
@@ -150,15 +157,24 @@ impl Relay {
                 });
             }
         });
-        Self { port, target, stop }
+        Self {
+            port,
+            target,
+            stop,
+            conns,
+        }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// New connections go to `url`; open ones are cut, as by a network fault.
     fn point_at(&self, url: &str) {
         *self.target.lock().unwrap() = addr_of(url);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
@@ -486,5 +502,46 @@ fn an_agent_killed_mid_build_loses_its_lease_and_another_agent_builds_the_job_on
         "{}",
         second.log()
     );
+    assert_eq!(s.image_count("slow"), 0);
+}
+
+#[test]
+fn a_lease_lost_in_a_network_outage_stops_the_build_and_a_second_signal_cancels_builds() {
+    let s = setup();
+    let relay = Relay::start(&s.server.url);
+    let mut agent = Agent::start(&relay.url(), &s.token, &s.root, "a1", 1);
+    let id = s.queue(&["slowest"])[0];
+    s.wait_for(id, &mut agent, |j| {
+        j.state == JobState::Running && j.log_size > 0
+    });
+    // The agent cannot reach the registry for longer than the lease (3 s):
+    // the registry gives the job back to the queue, the agent stops its
+    // build and drops the job, then leases it again once it can.
+    relay.point_at(&format!("http://127.0.0.1:{}", free_port()));
+    std::thread::sleep(Duration::from_secs(6));
+    relay.point_at(&s.server.url);
+    let job = s.wait_for(id, &mut agent, done);
+    let said = agent.log();
+    assert!(said.contains("lease lost"), "{said}");
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}\n{said}");
+    assert_eq!(job.attempts, 2, "{job:?}");
+    assert_eq!(s.image_count("slowest"), 1, "exactly one image");
+
+    // Two signals: the running build is stopped and its job failed; the
+    // agent still exits 0.
+    let id = s.queue(&["slow"])[0];
+    s.wait_for(id, &mut agent, |j| {
+        j.state == JobState::Running && j.log_size > 0
+    });
+    agent.signal("-TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    agent.signal("-INT");
+    let status = agent.wait(Duration::from_secs(60));
+    let said = agent.log();
+    assert!(status.success(), "{status:?}\n{said}");
+    assert!(said.contains("cancelling the running builds"), "{said}");
+    let job = s.job(id);
+    assert_eq!(job.state, JobState::Failed, "{job:?}\n{said}");
+    assert_eq!(job.error.as_deref(), Some("the agent was stopped"));
     assert_eq!(s.image_count("slow"), 0);
 }
