@@ -503,6 +503,35 @@ fn an_agent_killed_mid_build_loses_its_lease_and_another_agent_builds_the_job_on
         second.log()
     );
     assert_eq!(s.image_count("slow"), 0);
+
+    // The same jobs through `sreg builds` and `sreg project`.
+    let sreg = |args: &[&str]| {
+        let out = Command::new(bin("sreg"))
+            .args(args)
+            .env("HOME", &s.root)
+            .env("SREG_REGISTRY", &s.server.url)
+            .env("SREG_TOKEN", &s.token)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sreg {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed: Vec<BuildJob> =
+        serde_json::from_str(&sreg(&["builds", "--project", "lab", "--json"])).unwrap();
+    let ids: Vec<i64> = listed.iter().map(|j| j.id).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&id));
+    let cancelled = sreg(&["builds", "--state", "cancelled"]);
+    assert_eq!(
+        cancelled.lines().count(),
+        2,
+        "a header and one job: {cancelled}"
+    );
+    assert!(sreg(&["builds", "show", &id.to_string()]).contains("cancelled"));
+    assert!(sreg(&["project", "list"]).contains("root/tools"));
+    assert!(sreg(&["project", "show", "lab"]).contains("backend:     native"));
+    sreg(&["project", "delete", "lab"]);
+    assert!(!sreg(&["project", "list"]).contains("lab"));
 }
 
 #[test]
