@@ -433,6 +433,25 @@ fn gitea_push_webhook_with_its_signature_queues_recipes() {
         false,
     );
     assert_eq!(status, 401);
+    // Not a Gitea delivery at all, and one over the 25 MB cap: refused
+    // clearly, in the API's error shape.
+    let (status, answer) = s.hook("gitea", &[], &body, false);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gitea")
+    );
+    let huge = vec![b' '; 26 << 20];
+    let (status, answer) = s.hook("gitea", &headers(sign(&huge, SECRET)), &huge, false);
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("25 MB")
+    );
     let (status, answer) = s.hook("gitea", &headers(sign(&body, SECRET)), &body, false);
     assert_eq!(status, 202, "{answer}");
     let builds = s.wait_for_builds(2);
@@ -529,7 +548,9 @@ fn a_restart_with_a_scan_pending_still_queues_the_jobs() {
     let (status, answer) = s.hook("github", &headers, &body, false);
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["projects"], json!(["gated"]));
-    std::thread::sleep(Duration::from_millis(1500));
+    // A repository that hangs holds up only its own project's scans.
+    assert_eq!(s.github_push("direct-1", ZERO, &c1).0, 202);
+    assert_eq!(s.wait_for_builds(2).len(), 2);
     assert!(s.builds_of(gated_id).is_empty());
 
     // The repository comes back while the registry restarts.

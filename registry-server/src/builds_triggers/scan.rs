@@ -4,7 +4,8 @@
 //! `sreg_recipe::changed_recipes` (every recipe on the first import),
 //! queues a job for each and moves the project's `last_commit` on.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use sqlx::{AnyPool, FromRow};
@@ -24,6 +25,9 @@ static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
 /// How often the worker looks for pending scans without being woken (scans
 /// requested by another process sharing the database).
 const SWEEP: Duration = Duration::from_secs(5);
+
+/// Projects scanned at once.
+const PARALLEL: usize = 4;
 
 /// The all-zero commit: "no old head", so every recipe is queued.
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -133,12 +137,13 @@ pub struct Scan {
 const SELECT: &str = "SELECT id, project_id, before_commit, after_commit, branch, source,
     requested_at, done_at, jobs_queued, error FROM build_scans";
 
-/// The oldest scan not done.
-async fn next_pending(db: &AnyPool) -> Result<Option<Scan>> {
+/// The oldest scans not done.
+async fn pending(db: &AnyPool, limit: i64) -> Result<Vec<Scan>> {
     Ok(sqlx::query_as(&format!(
-        "{SELECT} WHERE done_at IS NULL ORDER BY id LIMIT 1"
+        "{SELECT} WHERE done_at IS NULL ORDER BY id LIMIT $1"
     ))
-    .fetch_optional(db)
+    .bind(limit)
+    .fetch_all(db)
     .await?)
 }
 
@@ -163,33 +168,55 @@ async fn mark_done(db: &AnyPool, id: i64, jobs: i64, error: Option<&str>) -> Res
     Ok(())
 }
 
-/// Scans pending pushes, oldest first, until the server stops. Started at
-/// start-up, so scans left pending by a restart are taken up again.
+/// Scans pending pushes until the server stops: oldest first, one at a
+/// time per project (so a project's pushes are taken in order) and up to
+/// [`PARALLEL`] projects at once (so a repository that hangs holds up only
+/// its own). Started at start-up, so scans left pending by a restart are
+/// taken up again.
 pub async fn run(state: AppState) {
+    let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
     loop {
-        match next_pending(&state.db.pool).await {
-            Ok(Some(scan)) => {
-                let outcome = process(&state, &scan).await;
-                let (jobs, error) = match &outcome {
-                    Ok(n) => (*n, None),
-                    Err(e) => {
-                        tracing::warn!(scan = scan.id, project = scan.project_id, error = %e, "scan failed");
-                        (0, Some(e.to_string()))
+        match pending(&state.db.pool, 200).await {
+            Ok(scans) => {
+                for scan in scans {
+                    {
+                        let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());
+                        if busy.len() >= PARALLEL || !busy.insert(scan.project_id) {
+                            continue;
+                        }
                     }
-                };
-                // A scan is done whether or not it succeeded: a broken one is
-                // recorded, not retried forever (polling or the next push
-                // asks again, since last_commit did not move).
-                if let Err(e) = mark_done(&state.db.pool, scan.id, jobs, error.as_deref()).await {
-                    tracing::warn!(scan = scan.id, error = %e, "cannot mark the scan done");
-                    tokio::time::sleep(SWEEP).await;
+                    let (state, busy) = (state.clone(), busy.clone());
+                    tokio::spawn(async move {
+                        take(&state, &scan).await;
+                        busy.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&scan.project_id);
+                        wake();
+                    });
                 }
-                continue;
             }
-            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the scan queue"),
         }
         let _ = tokio::time::timeout(SWEEP, WAKE.notified()).await;
+    }
+}
+
+/// Runs one scan and records its outcome.
+async fn take(state: &AppState, scan: &Scan) {
+    let (jobs, error) = match process(state, scan).await {
+        Ok(n) => (n, None),
+        Err(e) => {
+            tracing::warn!(scan = scan.id, project = scan.project_id, error = %e, "scan failed");
+            (0, Some(e.to_string()))
+        }
+    };
+    // A scan is done whether or not it succeeded: a broken one is recorded,
+    // not retried forever (polling or the next push asks again, since
+    // last_commit did not move).
+    if let Err(e) = mark_done(&state.db.pool, scan.id, jobs, error.as_deref()).await {
+        tracing::warn!(scan = scan.id, error = %e, "cannot mark the scan done");
+        // Not at once again: the database is in trouble.
+        tokio::time::sleep(SWEEP).await;
     }
 }
 
