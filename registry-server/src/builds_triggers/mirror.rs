@@ -106,6 +106,9 @@ pub async fn fetch(dir: &Path, url: &str, branch: &str, commit: &str) -> Result<
             .await
             .map_err(GitError::Spawn)?;
         git(Some(dir), &["init", "--quiet"], url).await?;
+    } else if has_commit(dir, commit).await {
+        // Commits never change: nothing to fetch for one already here.
+        return Ok(());
     }
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
     git(
@@ -216,14 +219,15 @@ mod tests {
         let missing = "1234567890123456789012345678901234567890";
         let err = fetch(&mirror, &url, "main", missing).await.unwrap_err();
         assert!(err.to_string().contains(missing), "{err}");
-        let err = fetch(
-            &mirror,
-            &format!("file://{}/none", tmp.path().display()),
-            "main",
-            &head,
-        )
-        .await
-        .unwrap_err();
+        // A commit already fetched needs no remote; a new one does.
+        let gone = format!("file://{}/none", tmp.path().display());
+        fetch(&mirror, &gone, "main", &head).await.unwrap();
+        std::fs::write(origin.join("Singularity"), "Bootstrap: scratch\n\n%post\n").unwrap();
+        run(&origin, &["commit", "-q", "-am", "two"]);
+        let second = run(&origin, &["rev-parse", "HEAD"]);
+        let err = fetch(&mirror, &gone, "main", &second).await.unwrap_err();
         assert!(matches!(err, GitError::Failed { .. }), "{err}");
+        fetch(&mirror, &url, "main", &second).await.unwrap();
+        assert!(has_commit(&mirror, &second).await);
     }
 }
