@@ -148,9 +148,12 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 detect = [int(x) for x in re.findall(r"detect_ms=(\d+)", open(log).read())][1:]
+fetch = [int(x) for x in re.findall(r"fetch_ms=(\d+)", open(log).read())][1:]
 print(f"== {m} webhooks, one recipe changed each: {n_jobs} jobs in all")
 print(f"server scan, change detection alone (changed_recipes on the mirror): "
       f"p50 {pct(detect, 50)} ms, p99 {pct(detect, 99)} ms")
+print(f"server scan, mirror fetch (git fetch of the pushed commit): "
+      f"p50 {pct(fetch, 50)} ms, p99 {pct(fetch, 99)} ms")
 print(f"webhook received -> job queued (server timestamps, ms): "
       f"p50 {pct(server_lat, 50)}, p99 {pct(server_lat, 99)}, max {max(server_lat)} (n={len(server_lat)})")
 print(f"webhook sent -> scan done, seen by the client: "

@@ -233,6 +233,7 @@ async fn process(state: &AppState, scan: &Scan) -> Result<i64> {
         )));
     }
     let dir = mirror::mirror_dir(&state.config.data_dir, project.id);
+    let fetching = std::time::Instant::now();
     mirror::fetch(
         &dir,
         &project.repository,
@@ -242,6 +243,7 @@ async fn process(state: &AppState, scan: &Scan) -> Result<i64> {
     .await
     .map_err(|e| Error::Internal(e.to_string()))?;
 
+    let fetch_ms = fetching.elapsed().as_millis() as u64;
     // From the last commit queued; a project that never queued anything
     // starts at the forge's `before` (none: the first import, everything).
     let mut from = project
@@ -296,6 +298,7 @@ async fn process(state: &AppState, scan: &Scan) -> Result<i64> {
         source = %scan.source,
         changed = recipes.len(),
         queued,
+        fetch_ms,
         detect_ms = started.elapsed().as_millis() as u64,
         "scan done"
     );
