@@ -1151,6 +1151,22 @@ async fn openapi_document_lists_every_route_the_router_serves() {
         "PUT /api/v1/uploads/{id}/log",
         "POST /api/v1/uploads/{id}/commit",
         "PUT /api/v1/uploads/{id}/image",
+        "GET /api/v1/projects",
+        "POST /api/v1/projects",
+        "GET /api/v1/projects/{id}",
+        "PATCH /api/v1/projects/{id}",
+        "DELETE /api/v1/projects/{id}",
+        "GET /api/v1/builds",
+        "GET /api/v1/builds/{id}",
+        "POST /api/v1/builds/{id}/cancel",
+        "GET /api/v1/builds/{id}/log",
+        "POST /api/v1/agent/lease",
+        "POST /api/v1/agent/jobs/{id}/heartbeat",
+        "POST /api/v1/agent/jobs/{id}/log",
+        "POST /api/v1/agent/jobs/{id}/finish",
+        "POST /api/v1/hooks/github",
+        "POST /api/v1/hooks/gitlab",
+        "POST /api/v1/hooks/gitea",
     ];
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(documented, expected);
