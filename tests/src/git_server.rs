@@ -105,7 +105,8 @@ fn git_output(dir: &Path, args: &[&str]) -> Result<String, String> {
 }
 
 /// `git-daemon` in git's exec path.
-fn daemon_program() -> PathBuf {
+/// `git-daemon` itself (see [`GitServer::start_on`] for why not `git daemon`).
+pub fn daemon_program() -> PathBuf {
     let out = Command::new("git")
         .arg("--exec-path")
         .output()

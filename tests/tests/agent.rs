@@ -26,13 +26,9 @@ struct GitDaemon {
 impl GitDaemon {
     fn start(base: &Path) -> Self {
         let port = free_port();
-        let child = Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                "--listen=127.0.0.1",
-            ])
+        // git-daemon itself: killing `git daemon` would leave its child running.
+        let child = Command::new(sreg_tests::git_server::daemon_program())
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(base)

@@ -21,8 +21,8 @@ struct GitDaemon {
 impl GitDaemon {
     fn start(base: &Path) -> Self {
         let port = free_port();
-        let child = Command::new("git")
-            .arg("daemon")
+        // git-daemon itself: killing `git daemon` would leave its child running.
+        let child = Command::new(sreg_tests::git_server::daemon_program())
             .arg("--reuseaddr")
             .arg("--export-all")
             .arg("--informative-errors")

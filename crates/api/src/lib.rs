@@ -4,9 +4,9 @@
 //! Features: `client` adds the async client of `/api/v1` ([`client`]);
 //! `openapi` derives OpenAPI schemas for the [`v1`] types.
 
+pub mod builds;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod builds;
 pub mod reference;
 pub mod v1;
 
