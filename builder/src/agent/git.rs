@@ -7,17 +7,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// A URL with any user name and password removed, for messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::build::record::without_credentials as redact;
 
 /// Runs `git ARGS` in `dir` and returns its trimmed stdout; the error
 /// carries git's stderr with `secret_url` (if any) redacted.

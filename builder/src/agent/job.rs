@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::logstream::{self, LogSender};
 use super::{Agent, child, git, retry};
+use crate::build::log::tail_of_file;
 use crate::build::record::{self, BuildRecord};
 
 /// A build stopped by SIGINT gets this long to clean up before SIGKILL.
@@ -210,7 +211,7 @@ async fn work(
     let backend = job
         .backend
         .clone()
-        .unwrap_or_else(|| child::backend_name(agent.backend).to_string());
+        .unwrap_or_else(|| crate::build::backend_name(agent.backend).to_string());
     let stderr_path = dir.join("build.stderr");
     let mut build = tokio::process::Command::new(&exe);
     build
@@ -226,8 +227,8 @@ async fn work(
     match build {
         ChildEnd::Exited(true) => {}
         ChildEnd::Exited(false) => {
-            let mut error = child::tail(&log_path, TAIL_LINES);
-            let stderr = child::tail(&stderr_path, 5);
+            let mut error = tail_of_file(&log_path, TAIL_LINES).unwrap_or_default();
+            let stderr = tail_of_file(&stderr_path, 5).unwrap_or_default();
             if !stderr.is_empty() {
                 error = format!("{error}\n{stderr}");
             }
@@ -260,7 +261,10 @@ async fn work(
     match run_child(push, &push_err, stopper, None).await {
         ChildEnd::Exited(true) => {}
         ChildEnd::Exited(false) => {
-            return Ended::Failed(format!("the push failed: {}", child::tail(&push_err, 5)));
+            return Ended::Failed(format!(
+                "the push failed: {}",
+                tail_of_file(&push_err, 5).unwrap_or_default()
+            ));
         }
         ChildEnd::Stopped => return Ended::Stopped(stopper.why().unwrap_or(Stop::Shutdown)),
         ChildEnd::NotStarted(e) => return Ended::Failed(e),

@@ -154,15 +154,25 @@ pub fn tail_of_file(path: &Path, n: usize) -> std::io::Result<String> {
     file.seek(SeekFrom::Start(start))?;
     let mut buf = Vec::new();
     file.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(n);
-    Ok(lines[from..].join("\n"))
+    Ok(last_lines(&String::from_utf8_lossy(&buf), n))
+}
+
+/// The last `n` lines of a text.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_lines_of_a_text() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("a", 5), "a");
+        assert_eq!(last_lines("", 5), "");
+    }
 
     #[tokio::test]
     async fn child_output_lands_in_the_log_and_tail_shows_the_end() {

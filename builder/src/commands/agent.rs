@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{self, Agent, child, git};
+use crate::agent::{self, Agent, git};
 use crate::cli::AgentArgs;
 use crate::registry::{self, ENV_TOKEN};
 
@@ -43,7 +43,7 @@ pub fn run(args: &AgentArgs) -> Result<()> {
         "sreg agent {name}: registry {}, {} worker(s), backend {}, labels [{}], work folder {}",
         git::redact(&args.registry),
         args.concurrency,
-        child::backend_name(args.backend),
+        crate::build::backend_name(args.backend),
         labels.join(","),
         work_dir.display()
     );

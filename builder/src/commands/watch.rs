@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use sreg_recipe::DiscoverOptions;
 
 use crate::agent::{child, git};
+use crate::build::log::{last_lines, tail_of_file};
 use crate::cli::WatchArgs;
 
 /// `from` of a first pass: git's "no commit", which rebuilds everything.
@@ -246,7 +247,7 @@ fn build_and_push(
         .args(child::build_args(
             &clone.join(recipe_path),
             &image,
-            child::backend_name(args.backend),
+            crate::build::backend_name(args.backend),
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -257,8 +258,8 @@ fn build_and_push(
         bail!(
             "the build failed ({}):\n{}\n{}",
             out.status,
-            child::tail(&log, 20),
-            child::last_lines(&String::from_utf8_lossy(&out.stderr), 5)
+            tail_of_file(&log, 20).unwrap_or_default(),
+            last_lines(&String::from_utf8_lossy(&out.stderr), 5)
         );
     }
     let repository = git::redact(url);
@@ -275,7 +276,7 @@ fn build_and_push(
     if !out.status.success() {
         bail!(
             "the push failed: {}",
-            child::last_lines(&String::from_utf8_lossy(&out.stderr), 5)
+            last_lines(&String::from_utf8_lossy(&out.stderr), 5)
         );
     }
     // The image is in the registry now; the record and log stay for a look.

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::layers;
@@ -128,19 +127,7 @@ pub fn choose_platform(candidates: &[Candidate]) -> std::result::Result<usize, S
 
 /// `sha256:<hex>` of a file, to check what came from disk or a tar.
 pub fn file_digest(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    Ok(format!("sha256:{}", crate::build::hash_file(path)?.1))
 }
 
 /// Checks that a file has the digest its manifest gives.
