@@ -15,58 +15,8 @@ use std::time::{Duration, Instant};
 use sreg_api::Reference;
 use sreg_api::builds::{BuildJob, JobState};
 use sreg_api::client::Client;
+use sreg_tests::git_server::{GitServer, WorkRepo};
 use sreg_tests::{Server, bin, free_port};
-
-/// A `git daemon` serving the bare repositories under a folder, killed on drop.
-struct GitDaemon {
-    child: Child,
-    port: u16,
-}
-
-impl GitDaemon {
-    fn start(base: &Path) -> Self {
-        let port = free_port();
-        // git-daemon itself: killing `git daemon` would leave its child running.
-        let child = Command::new(sreg_tests::git_server::daemon_program())
-            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon (run scripts/setup)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// A recipe from scratch with one file; `setup` runs on the host first
 /// (`sleep N` makes a build that lasts).
@@ -77,14 +27,10 @@ fn recipe(file: &str, setup: Option<&str>) -> String {
 
 /// A served repository with recipes `ok1`, `ok2` (good), `bad` (its file is
 /// missing) and `slow` (sleeps 4 s in %setup).
-fn repository(root: &Path) -> (GitDaemon, String, String) {
-    let served = root.join("served");
-    let bare = served.join("lab.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-    let work = root.join("lab-work");
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "-q", "-b", "main"]);
+fn repository() -> (GitServer, String, String) {
+    let git_server = GitServer::start();
+    let url = git_server.create("lab");
+    let work = WorkRepo::new(&url);
     for (name, setup, file) in [
         ("ok1", None, Some("hello")),
         ("ok2", None, Some("hello")),
@@ -93,19 +39,14 @@ fn repository(root: &Path) -> (GitDaemon, String, String) {
         ("slower", Some("sleep 6"), Some("hello")),
         ("slowest", Some("sleep 12"), Some("hello")),
     ] {
-        std::fs::create_dir_all(work.join(name)).unwrap();
-        std::fs::write(work.join(name).join("Singularity"), recipe("a.txt", setup)).unwrap();
+        work.write(&format!("{name}/Singularity"), &recipe("a.txt", setup));
         if let Some(text) = file {
-            std::fs::write(work.join(name).join("a.txt"), format!("{text} {name}\n")).unwrap();
+            work.write(&format!("{name}/a.txt"), &format!("{text} {name}\n"));
         }
     }
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "recipes"]);
-    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    let daemon = GitDaemon::start(&served);
-    let url = format!("git://127.0.0.1:{}/lab.git", daemon.port);
-    (daemon, url, commit)
+    let commit = work.commit("recipes");
+    work.push("main");
+    (git_server, url, commit)
 }
 
 /// A TCP relay to the registry, so that an agent keeps one URL while the
@@ -268,7 +209,7 @@ struct Setup {
     server: Server,
     token: String,
     commit: String,
-    _daemon: GitDaemon,
+    _git_server: GitServer,
     rt: tokio::runtime::Runtime,
 }
 
@@ -287,7 +228,7 @@ fn setup() -> Setup {
         ],
     );
     let token = server.user_with_token("root", true);
-    let (daemon, url, commit) = repository(&root);
+    let (git_server, url, commit) = repository();
     let out = Command::new(bin("sreg"))
         .args(["project", "create", "lab", "--repository", &url])
         .args(["--collection", "root/tools", "--backend", "native"])
@@ -307,7 +248,7 @@ fn setup() -> Setup {
         server,
         token,
         commit,
-        _daemon: daemon,
+        _git_server: git_server,
         rt: tokio::runtime::Runtime::new().unwrap(),
     }
 }

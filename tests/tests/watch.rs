@@ -3,106 +3,23 @@
 //! pushes only the recipes that changed since they were last built, and a
 //! recipe that failed is tried again.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use sreg_api::Reference;
 use sreg_api::client::Client;
-use sreg_tests::{Server, bin, free_port};
-
-/// A `git daemon` serving the bare repositories under a folder over
-/// `git://127.0.0.1:PORT/NAME.git`, killed on drop.
-struct GitDaemon {
-    child: Child,
-    port: u16,
-}
-
-impl GitDaemon {
-    fn start(base: &Path) -> Self {
-        let port = free_port();
-        // git-daemon itself: killing `git daemon` would leave its child running.
-        let child = Command::new(sreg_tests::git_server::daemon_program())
-            .arg("--reuseaddr")
-            .arg("--export-all")
-            .arg("--informative-errors")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon (run scripts/setup)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("git://127.0.0.1:{}/{name}.git", self.port)
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use sreg_tests::git_server::{GitServer, WorkRepo};
+use sreg_tests::{Server, bin};
 
 fn recipe(file: &str) -> String {
     format!("Bootstrap: scratch\n\n%files\n    {file} /{file}\n\n%runscript\n    cat /{file}\n")
 }
 
-/// A work repository pushing to a bare one that the daemon serves.
-struct Repo {
-    work: PathBuf,
-}
-
-impl Repo {
-    fn new(root: &Path, served: &Path, name: &str) -> Self {
-        let bare = served.join(format!("{name}.git"));
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        let work = root.join(format!("{name}-work"));
-        std::fs::create_dir_all(&work).unwrap();
-        git(&work, &["init", "-q", "-b", "main"]);
-        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-        Self { work }
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let p = self.work.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
-    fn commit(&self, message: &str) -> String {
-        git(&self.work, &["add", "-A"]);
-        git(&self.work, &["commit", "-q", "-m", message]);
-        git(&self.work, &["push", "-q", "origin", "main"]);
-        git(&self.work, &["rev-parse", "HEAD"])
-    }
+/// Commits everything and pushes it to the served repository.
+fn publish(repo: &WorkRepo, message: &str) -> String {
+    let commit = repo.commit(message);
+    repo.push("main");
+    commit
 }
 
 fn watch(server: &Server, token: &str, root: &Path, url: &str) -> Output {
@@ -148,16 +65,15 @@ fn watch_once_builds_what_changed_and_retries_what_failed() {
     let client = Client::new(&server.url, Some(token.clone())).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let served = root.join("served");
-    let repo = Repo::new(root, &served, "recipes");
-    let daemon = GitDaemon::start(&served);
-    let url = daemon.url("recipes");
+    let git_server = GitServer::start();
+    let url = git_server.create("recipes");
+    let repo = WorkRepo::new(&url);
 
     repo.write("one/Singularity", &recipe("one.txt"));
     repo.write("one/one.txt", "one, first\n");
     repo.write("two/Singularity", &recipe("two.txt"));
     repo.write("two/two.txt", "two\n");
-    let c1 = repo.commit("two recipes");
+    let c1 = publish(&repo, "two recipes");
 
     // First pass: everything.
     let err = ok(&watch(&server, &token, root, &url));
@@ -179,7 +95,7 @@ fn watch_once_builds_what_changed_and_retries_what_failed() {
 
     // A change to a file of `one` rebuilds `one` only.
     repo.write("one/one.txt", "one, second\n");
-    let c2 = repo.commit("change one");
+    let c2 = publish(&repo, "change one");
     let err = ok(&watch(&server, &token, root, &url));
     assert!(err.contains("1 recipe(s) to build"), "{err}");
     assert!(err.contains("one/Singularity: pushed"), "{err}");
@@ -199,7 +115,7 @@ fn watch_once_builds_what_changed_and_retries_what_failed() {
 
     // A recipe whose %files source is missing fails, and the pass says so.
     repo.write("three/Singularity", &recipe("missing.txt"));
-    let c3 = repo.commit("a broken recipe");
+    let c3 = publish(&repo, "a broken recipe");
     let failed = watch(&server, &token, root, &url);
     assert!(!failed.status.success(), "{}", stderr(&failed));
     let err = stderr(&failed);
@@ -216,7 +132,7 @@ fn watch_once_builds_what_changed_and_retries_what_failed() {
     );
     // ... and once fixed, built alone.
     repo.write("three/missing.txt", "found\n");
-    let c4 = repo.commit("fix three");
+    let c4 = publish(&repo, "fix three");
     let err = ok(&watch(&server, &token, root, &url));
     assert!(err.contains("1 recipe(s) to build"), "{err}");
     assert_eq!(
