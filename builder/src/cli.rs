@@ -232,6 +232,15 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// What `sreg recipes` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecipesFormat {
+    Table,
+    Json,
+    Matrix,
+    Tsv,
+}
+
 #[derive(Debug, Args)]
 pub struct RecipesArgs {
     /// Root of the tree to search (a recipe repository).
@@ -240,9 +249,23 @@ pub struct RecipesArgs {
     /// Only recipes that must be rebuilt since this git revision (commit, branch, tag).
     #[arg(long, value_name = "GITREF")]
     pub changed_since: Option<String>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// Print JSON instead of a table (the same as `--format json`).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Output: a table, the JSON document, or for CI steps `matrix` (one line
+    /// of JSON: `[{"recipe":PATH,"image":REF},...]`) or `tsv` (`PATH<TAB>REF`
+    /// lines). `matrix` and `tsv` leave out frozen recipes.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: RecipesFormat,
+    /// Collection that `matrix` and `tsv` put in each image reference
+    /// (`COLLECTION/NAME:TAG`).
+    #[arg(long, env = "SREG_COLLECTION")]
+    pub collection: Option<String>,
+    /// When the `--changed-since` revision is not in the clone (a force-push,
+    /// a shallow clone), list every recipe instead of failing. An empty or
+    /// all-zero revision always means every recipe.
+    #[arg(long, requires = "changed_since")]
+    pub fallback_all: bool,
     /// Container name for recipes at the root of the tree (default: the tree's folder name).
     #[arg(long)]
     pub name: Option<String>,

@@ -1,8 +1,9 @@
-//! `sreg recipes [DIR] [--changed-since GITREF] [--json]`.
+//! `sreg recipes [DIR] [--changed-since GITREF] [--json | --format F]`.
 //!
 //! Lists recipes with the image name and tag each one builds. With
 //! `--changed-since`, only those that must be rebuilt between GITREF and
-//! `HEAD`. Exits non-zero, after printing, when a recipe does not parse, has
+//! `HEAD`. `--format matrix|tsv` prints what a CI pipeline iterates over: the
+//! recipe and the reference to push it to. Exits non-zero, after printing, when a recipe does not parse, has
 //! no valid name, or two recipes claim the same `name:tag`: a CI step should
 //! stop there rather than push half a repository.
 
@@ -12,7 +13,10 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use sreg_recipe::{ChangeSet, Conflict, DiscoverOptions, Discovery, Recipe, Rejected};
 
-use crate::cli::RecipesArgs;
+use crate::cli::{RecipesArgs, RecipesFormat};
+
+/// The all-zero revision: "no base, every recipe".
+const NO_BASE: &str = "0000000000000000000000000000000000000000";
 
 /// Versions of the JSON documents; bumped only on incompatible changes.
 const SCHEMA_LIST: &str = "sreg.recipes/v1";
@@ -35,6 +39,17 @@ pub fn run(args: &RecipesArgs) -> Result<()> {
     }
     options.exclude.extend(args.exclude.iter().cloned());
 
+    let format = if args.json {
+        RecipesFormat::Json
+    } else {
+        args.format
+    };
+    if matches!(format, RecipesFormat::Matrix | RecipesFormat::Tsv) && args.collection.is_none() {
+        bail!(
+            "--format {} needs the collection images go to: pass --collection C or set SREG_COLLECTION",
+            if format == RecipesFormat::Matrix { "matrix" } else { "tsv" }
+        );
+    }
     let mut out = std::io::stdout().lock();
     let (recipes, conflicts, rejected): (Vec<&Recipe>, &[Conflict], &[Rejected]);
     let discovery: Discovery;
@@ -43,28 +58,45 @@ pub fn run(args: &RecipesArgs) -> Result<()> {
         None => {
             discovery = sreg_recipe::discover(&args.dir, &options)
                 .with_context(|| format!("cannot search {} for recipes", args.dir.display()))?;
-            if args.json {
-                print_json(&mut out, SCHEMA_LIST, &discovery)?;
-            } else {
-                write_table(
+            match format {
+                RecipesFormat::Json => print_json(&mut out, SCHEMA_LIST, &discovery)?,
+                RecipesFormat::Table => write_table(
                     &mut out,
                     discovery.recipes.iter().map(|r| (r, String::new())),
-                )?;
+                )?,
+                _ => write_targets(&mut out, format, args, discovery.recipes.iter())?,
             }
             recipes = discovery.recipes.iter().collect();
             (conflicts, rejected) = (&discovery.conflicts, &discovery.rejected);
         }
         Some(rev) => {
-            changes = sreg_recipe::changed_recipes(&args.dir, rev, "HEAD", &options).with_context(
-                || {
-                    format!(
-                        "cannot tell which recipes changed in {} since {rev}",
-                        args.dir.display()
-                    )
-                },
-            )?;
-            if args.json {
+            let base = if rev.trim().is_empty() { NO_BASE } else { rev };
+            let changed = match sreg_recipe::changed_recipes(&args.dir, base, "HEAD", &options) {
+                Err(sreg_recipe::ChangesError::BadRevision { rev: bad, .. })
+                    if args.fallback_all && bad == base =>
+                {
+                    eprintln!(
+                        "sreg: {base} is not in this clone (force-push or shallow clone?); listing every recipe"
+                    );
+                    sreg_recipe::changed_recipes(&args.dir, NO_BASE, "HEAD", &options)
+                }
+                other => other,
+            };
+            changes = changed.with_context(|| {
+                format!(
+                    "cannot tell which recipes changed in {} since {rev}",
+                    args.dir.display()
+                )
+            })?;
+            if format == RecipesFormat::Json {
                 print_json(&mut out, SCHEMA_CHANGES, &changes)?;
+            } else if format != RecipesFormat::Table {
+                write_targets(
+                    &mut out,
+                    format,
+                    args,
+                    changes.rebuild.iter().map(|c| &c.recipe),
+                )?;
             } else {
                 let rows = changes.rebuild.iter().map(|c| {
                     let why: Vec<String> = c.reasons.iter().map(reason).collect();
@@ -120,6 +152,43 @@ pub fn run(args: &RecipesArgs) -> Result<()> {
 fn print_json<T: Serialize>(out: &mut impl Write, schema: &'static str, body: &T) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, &Document { schema, body })?;
     writeln!(out)?;
+    Ok(())
+}
+
+/// A recipe and the reference a pipeline pushes it to.
+#[derive(Serialize)]
+struct Target<'a> {
+    recipe: &'a str,
+    image: String,
+}
+
+/// Prints the recipes a pipeline must build: frozen ones are left out, and
+/// broken ones too (the caller fails the run after printing).
+fn write_targets<'a>(
+    out: &mut impl Write,
+    format: RecipesFormat,
+    args: &RecipesArgs,
+    recipes: impl Iterator<Item = &'a Recipe>,
+) -> Result<()> {
+    let collection = args.collection.as_deref().unwrap_or_default();
+    let targets: Vec<Target> = recipes
+        .filter(|r| !r.frozen && r.error.is_none())
+        .map(|r| Target {
+            recipe: &r.path,
+            image: format!("{collection}/{}:{}", r.name, r.tag),
+        })
+        .collect();
+    if format == RecipesFormat::Matrix {
+        serde_json::to_writer(&mut *out, &targets)?;
+        writeln!(out)?;
+    } else {
+        for t in &targets {
+            if t.recipe.contains(['\t', '\n']) {
+                bail!("{:?}: a recipe path with a tab or newline cannot be listed as tsv", t.recipe);
+            }
+            writeln!(out, "{}\t{}", t.recipe, t.image)?;
+        }
+    }
     Ok(())
 }
 
