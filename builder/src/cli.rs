@@ -40,6 +40,9 @@ pub enum Command {
     Project(ProjectCommand),
     /// List, show, follow and cancel the registry's build jobs.
     Builds(BuildsArgs),
+    /// Set up a CI service to build and push a recipe repository's images.
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Runs one command inside a root filesystem (used by the native backend).
     #[command(name = "__run-in-rootfs", hide = true)]
     RunInRootfs(RunInRootfsArgs),
@@ -333,6 +336,54 @@ pub struct WatchArgs {
     /// $XDG_STATE_HOME/sreg/watch or ~/.local/state/sreg/watch).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Write the CI configuration that builds changed recipes and pushes them
+    /// (pull requests build only). Idempotent: files already as they would be
+    /// written are left alone; files that differ are only replaced with --force.
+    Init(CiInitArgs),
+}
+
+/// CI services `sreg ci init` writes a pipeline for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CiProvider {
+    Github,
+    Gitlab,
+    Circleci,
+    Travis,
+    Jenkins,
+}
+
+#[derive(Debug, Args)]
+pub struct CiInitArgs {
+    /// The CI service.
+    #[arg(long, value_enum)]
+    pub provider: CiProvider,
+    /// The registry pipelines push to (default: SREG_REGISTRY, else the one
+    /// `sreg login` saved).
+    #[arg(long, value_name = "URL")]
+    pub registry: Option<String>,
+    /// Where images go: COLLECTION or ENTITY/COLLECTION (default: the
+    /// repository folder's name).
+    #[arg(long, value_name = "C")]
+    pub collection: Option<String>,
+    /// The branch whose pushes publish images (default: the checked-out branch, else main).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The Apptainer release pipelines install.
+    #[arg(long, default_value = "1.4.1", value_name = "VERSION")]
+    pub apptainer_version: String,
+    /// The recipe repository to write into.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print the files instead of writing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace files that exist with other content.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

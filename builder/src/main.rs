@@ -3,6 +3,7 @@
 mod agent;
 mod build;
 mod buildmeta;
+mod ci_templates;
 mod cli;
 mod commands;
 mod registry;
@@ -25,6 +26,7 @@ fn main() {
         Command::Agent(args) => commands::agent::run(&args),
         Command::Project(command) => commands::project::run(&command),
         Command::Builds(args) => commands::builds::run(&args),
+        Command::Ci(cli::CiCommand::Init(args)) => commands::ci::init(&args),
         Command::RunInRootfs(args) => build::native::run_in_rootfs(&args),
     };
     if let Err(err) = result {

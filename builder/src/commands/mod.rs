@@ -1,5 +1,6 @@
 pub mod agent;
 pub mod builds;
+pub mod ci;
 pub mod inspect;
 pub mod login;
 pub mod project;
