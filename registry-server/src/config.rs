@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub storage: Option<String>,
     pub public_url: Option<String>,
     pub secret_key_file: Option<PathBuf>,
+    /// Where the `sreg` clients that the registry serves live.
+    pub downloads_dir: Option<PathBuf>,
     #[serde(default)]
     pub registry: RegistrySettings,
     #[serde(default)]
@@ -188,6 +190,9 @@ pub struct Config {
     /// The server's secret key (see `sealing`): outside the database, so
     /// that a copy of the database alone reveals no token.
     pub secret_key_file: PathBuf,
+    /// `sreg-linux-ARCH` files served at `/downloads/sreg/linux-ARCH`
+    /// (env `SREG_DOWNLOADS_DIR`, default `<data-dir>/downloads`).
+    pub downloads_dir: PathBuf,
     pub registry: RegistrySettings,
     pub builds: BuildSettings,
 }
@@ -239,6 +244,18 @@ impl Config {
                 source,
             })?;
 
+        // The environment wins over the file, as flags do elsewhere.
+        let downloads_dir = std::env::var_os("SREG_DOWNLOADS_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or(file.downloads_dir)
+            .unwrap_or_else(|| data_dir.join("downloads"));
+        let downloads_dir =
+            std::path::absolute(&downloads_dir).map_err(|source| ConfigError::DataDir {
+                path: downloads_dir.clone(),
+                source,
+            })?;
+
         Ok(Self {
             listen,
             data_dir,
@@ -246,6 +263,7 @@ impl Config {
             storage_url,
             public_url,
             secret_key_file,
+            downloads_dir,
             registry: file.registry,
             builds: file.builds.with_env()?,
         })
@@ -300,6 +318,9 @@ mod tests {
         );
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8700/");
         assert_eq!(c.secret_key_file, c.data_dir.join("secret.key"));
+        if std::env::var_os("SREG_DOWNLOADS_DIR").is_none() {
+            assert_eq!(c.downloads_dir, c.data_dir.join("downloads"));
+        }
         assert_eq!(c.registry.download_link_ttl, 300);
     }
 
@@ -309,7 +330,7 @@ mod tests {
         let file = tmp.path().join("sreg.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://reg.example.org\"\n[registry]\nname = \"Lab\"\nprivate_only = true\nmax_image_size = 1000\nregistration = \"open\"\n",
+            "listen = \"127.0.0.1:9000\"\ndownloads_dir = \"/srv/sreg-downloads\"\npublic_url = \"https://reg.example.org\"\n[registry]\nname = \"Lab\"\nprivate_only = true\nmax_image_size = 1000\nregistration = \"open\"\n",
         )
         .unwrap();
         let mut args = common(tmp.path());
@@ -322,6 +343,9 @@ mod tests {
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.public_url.as_str(), "https://reg.example.org/");
         assert_eq!(c.registry.name, "Lab");
+        if std::env::var_os("SREG_DOWNLOADS_DIR").is_none() {
+            assert_eq!(c.downloads_dir, Path::new("/srv/sreg-downloads"));
+        }
         assert_eq!(c.registry.registration, Registration::Open);
         assert_eq!(c.registry.upload_limit(), 1000);
         assert!(

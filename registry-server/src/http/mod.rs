@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod downloads;
 mod health;
 pub mod library;
 pub mod range;
@@ -15,6 +16,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(health::healthz))
         .merge(api::routes())
+        .merge(downloads::routes())
         .merge(shub::routes())
         .merge(library::routes())
         .with_state(state)
