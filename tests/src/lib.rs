@@ -5,6 +5,7 @@
 
 mod bins;
 pub mod capture;
+pub mod gha;
 pub mod git_server;
 pub mod images;
 pub mod libclient;
