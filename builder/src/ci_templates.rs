@@ -58,7 +58,9 @@ pub fn files(provider: CiProvider) -> Vec<TemplateFile> {
         ],
         CiProvider::Gitlab => vec![t(
             GITLAB_INCLUDED,
-            Template(include_str!("../../ci-templates/gitlab/sreg.gitlab-ci.yml.hbs")),
+            Template(include_str!(
+                "../../ci-templates/gitlab/sreg.gitlab-ci.yml.hbs"
+            )),
         )],
         CiProvider::Circleci => vec![t(
             ".circleci/config.yml",

@@ -217,3 +217,80 @@ fn broken_recipes_conflicts_and_bad_revisions_fail_after_printing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does-not-exist"));
 }
+
+#[test]
+fn ci_formats_list_recipe_and_image_and_fall_back_to_all() {
+    let t = repo();
+    let r = t.path().join("tools");
+    write(
+        &r,
+        "frozen/Singularity",
+        "Bootstrap: docker\nFrom: alpine\n",
+    );
+    write(&r, "frozen/.frozen", "");
+    git(&r, &["add", "-A"]);
+    git(&r, &["commit", "-qm", "frozen"]);
+    write(
+        &r,
+        "envs/Singularity.gpu",
+        "Bootstrap: docker\nFrom: nvidia/cuda:12.6.0-base-ubuntu22.04\n",
+    );
+    git(&r, &["commit", "-qam", "gpu"]);
+
+    let out = sreg(
+        &r,
+        &[
+            "recipes",
+            "--changed-since",
+            "HEAD~1",
+            "--format",
+            "matrix",
+            "--collection",
+            "lab",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one line for a CI output: {text}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        serde_json::json!([{"recipe": "envs/Singularity.gpu", "image": "lab/envs:gpu"}])
+    );
+
+    // No base: every recipe, frozen ones left out.
+    let all = |args: &[&str]| {
+        let out = sreg(&r, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let every = "Singularity\tlab/tools:latest\n\
+                 bio/blast/Singularity.v2.14.0\tlab/blast:v2.14.0\n\
+                 envs/Singularity.gpu\tlab/envs:gpu\n\
+                 samtools.def\tlab/tools:samtools\n";
+    let tsv = ["--format", "tsv", "--collection", "lab"];
+    assert_eq!(
+        all(&[&["recipes", "--changed-since", ""][..], &tsv].concat()),
+        every
+    );
+    // A base a force-push removed: every recipe with --fallback-all, an error without.
+    let gone = "0123456789abcdef0123456789abcdef01234567";
+    let out = sreg(
+        &r,
+        &[&["recipes", "--changed-since", gone][..], &tsv].concat(),
+    );
+    assert!(!out.status.success());
+    let with_fallback = [
+        &["recipes", "--changed-since", gone, "--fallback-all"][..],
+        &tsv,
+    ]
+    .concat();
+    let out = sreg(&r, &with_fallback);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), every);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listing every recipe"));
+
+    // The collection comes from SREG_COLLECTION too, and is required.
+    let out = sreg(&r, &["recipes", "--format", "tsv"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--collection"));
+}

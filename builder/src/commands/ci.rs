@@ -36,7 +36,10 @@ struct Planned {
 pub fn init(args: &CiInitArgs) -> Result<()> {
     let dir = &args.dir;
     if !dir.is_dir() {
-        bail!("{} is not a folder: pass the recipe repository with --dir", dir.display());
+        bail!(
+            "{} is not a folder: pass the recipe repository with --dir",
+            dir.display()
+        );
     }
     let context = Context {
         registry: registry_url(args.registry.as_deref())?,
@@ -145,7 +148,8 @@ fn planned(dir: &Path, path: &str, content: String, force: bool) -> Result<Plann
 
 fn write_atomically(path: &Path, content: &str) -> Result<()> {
     let folder = path.parent().expect("files are inside the repository");
-    std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
     let mut temp = tempfile::NamedTempFile::new_in(folder)
         .with_context(|| format!("cannot write in {}", folder.display()))?;
     std::io::Write::write_all(&mut temp, content.as_bytes())?;
@@ -168,8 +172,9 @@ fn registry_url(given: Option<&str>) -> Result<String> {
                 .context("which registry should pipelines push to? Pass --registry URL (or run `sreg login URL` first)")?,
         },
     };
-    let url = url::Url::parse(raw.trim())
-        .with_context(|| format!("--registry {raw:?} is not a URL (https://registry.example.org)"))?;
+    let url = url::Url::parse(raw.trim()).with_context(|| {
+        format!("--registry {raw:?} is not a URL (https://registry.example.org)")
+    })?;
     if !matches!(url.scheme(), "http" | "https")
         || url.host_str().is_none()
         || url.query().is_some()
@@ -177,7 +182,9 @@ fn registry_url(given: Option<&str>) -> Result<String> {
         || !url.username().is_empty()
         || url.password().is_some()
     {
-        bail!("--registry {raw:?} must be an http(s) URL with a host, and no user, query or fragment");
+        bail!(
+            "--registry {raw:?} must be an http(s) URL with a host, and no user, query or fragment"
+        );
     }
     let text = url.as_str().trim_end_matches('/').to_owned();
     if let Some(c) = text

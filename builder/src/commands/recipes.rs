@@ -47,7 +47,11 @@ pub fn run(args: &RecipesArgs) -> Result<()> {
     if matches!(format, RecipesFormat::Matrix | RecipesFormat::Tsv) && args.collection.is_none() {
         bail!(
             "--format {} needs the collection images go to: pass --collection C or set SREG_COLLECTION",
-            if format == RecipesFormat::Matrix { "matrix" } else { "tsv" }
+            if format == RecipesFormat::Matrix {
+                "matrix"
+            } else {
+                "tsv"
+            }
         );
     }
     let mut out = std::io::stdout().lock();
@@ -184,7 +188,10 @@ fn write_targets<'a>(
     } else {
         for t in &targets {
             if t.recipe.contains(['\t', '\n']) {
-                bail!("{:?}: a recipe path with a tab or newline cannot be listed as tsv", t.recipe);
+                bail!(
+                    "{:?}: a recipe path with a tab or newline cannot be listed as tsv",
+                    t.recipe
+                );
             }
             writeln!(out, "{}\t{}", t.recipe, t.image)?;
         }
