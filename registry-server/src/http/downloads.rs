@@ -26,8 +26,9 @@ use tokio_util::io::ReaderStream;
 
 use crate::serve::AppState;
 
-/// Architectures a client may ask for (`uname -m` names). The request's
-/// arch is matched against this list, so it never reaches a file path as is.
+/// Architectures a client may ask for (`uname -m` names; `amd64` and
+/// `arm64` are accepted for them). The request's arch is matched against
+/// this list, so it never reaches a file path as is.
 pub const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
 
 /// The install script, with the line that `default_registry_line` replaces.
@@ -86,6 +87,12 @@ pub fn parse_file_name(file: &str) -> Result<Wanted, String> {
         None => (file, false),
     };
     name.strip_prefix("linux-")
+        .map(|arch| match arch {
+            // Debian's and Go's names for the same machines.
+            "amd64" => "x86_64",
+            "arm64" => "aarch64",
+            other => other,
+        })
         .and_then(|arch| ARCHES.iter().find(|a| **a == arch))
         .map(|arch| Wanted { arch, checksum })
         .ok_or_else(|| {
@@ -271,6 +278,11 @@ mod tests {
                 checksum: true
             })
         );
+        assert_eq!(
+            parse_file_name("linux-amd64.sha256").unwrap().arch,
+            "x86_64"
+        );
+        assert_eq!(parse_file_name("linux-arm64").unwrap().arch, "aarch64");
         for bad in [
             "linux-mips",
             "linux-x86_64.sig",
