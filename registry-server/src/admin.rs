@@ -21,6 +21,14 @@ pub async fn run(db: &AnyPool, keys: &Keys, command: &AdminCommand) -> Result<()
                 user.name
             );
         }
+        AdminCommand::User(UserCommand::Passwd { name, .. }) => {
+            let user = find_user(db, name).await?;
+            let password = read_password_line()?;
+            crate::pages::password::set(db, user.id, &password)
+                .await
+                .with_context(|| format!("cannot set the password of {name:?}"))?;
+            eprintln!("password of {} set; their web sessions ended", user.name);
+        }
         AdminCommand::Token(TokenCommand::Create {
             user,
             expires_in,
@@ -99,6 +107,28 @@ async fn find_user(db: &AnyPool, name: &str) -> Result<accounts::User> {
     accounts::user_by_name(db, name).await?.with_context(|| {
         format!("no user named {name:?}: create it with `sreg-server admin user add {name}`")
     })
+}
+
+/// One line of stdin without its line ending (a password may contain
+/// spaces, so nothing else is trimmed).
+fn read_password_line() -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("password (shown as typed; pipe it in to avoid that):");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!(
+            "no password on stdin: pipe it in, e.g. `printf '%s\\n' \"$PW\" | sreg-server admin user passwd NAME`"
+        );
+    }
+    Ok(password)
 }
 
 fn when(ms: i64) -> String {

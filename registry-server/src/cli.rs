@@ -104,6 +104,16 @@ pub enum UserCommand {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Set a user's web sign-in password, read as one line from stdin (so
+    /// that it is not in the shell history or the process list); ends the
+    /// user's sessions.
+    Passwd {
+        name: String,
+        /// Read the password from stdin (the only way; accepted for
+        /// scripts that say so explicitly).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

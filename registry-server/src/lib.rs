@@ -12,6 +12,7 @@ pub mod gc;
 pub mod http;
 pub mod logging;
 pub mod model;
+pub mod pages;
 pub mod publish;
 pub mod sealing;
 pub mod serve;

@@ -99,12 +99,17 @@ pub async fn serve_on(
     // Webhook scans, polling and commit statuses.
     crate::builds_triggers::start(&state);
     // Paths are normalised before routing (old library clients send `//`).
+    // Web pages beside the protocols (their paths do not overlap).
+    let routes = http::router(state.clone()).merge(crate::pages::router(state));
     let app = tower::ServiceBuilder::new()
         .map_request(http::library::normalize_path)
-        .service(http::router(state));
+        .service(routes);
+    // Client addresses reach handlers (sign-in rate limits).
     axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(shutdown)
     .await

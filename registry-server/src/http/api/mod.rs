@@ -9,7 +9,7 @@
 mod admin;
 mod agent;
 mod builds;
-mod collections;
+pub(crate) mod collections;
 mod containers;
 mod error;
 mod hooks;
