@@ -122,7 +122,15 @@ pub fn locate(downloads_dir: &Path, arch: &str, exe: Option<&Path>) -> Option<Pa
 /// modification time, so that each version of a file is read whole once.
 #[derive(Debug, Default)]
 pub struct Sha256Cache {
-    entries: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>,
+    entries: Mutex<HashMap<PathBuf, Hashed>>,
+}
+
+/// A file's size and mtime when it was hashed, and its hex sha256.
+#[derive(Debug)]
+struct Hashed {
+    len: u64,
+    mtime: Option<SystemTime>,
+    hex: String,
 }
 
 impl Sha256Cache {
@@ -130,11 +138,11 @@ impl Sha256Cache {
     /// which is left positioned at its start.
     pub fn hash(&self, path: &Path, file: &mut std::fs::File) -> std::io::Result<String> {
         let meta = file.metadata()?;
-        let key = (meta.len(), meta.modified().ok());
-        if let Some((len, mtime, hex)) = self.entries.lock().unwrap().get(path)
-            && (*len, *mtime) == key
+        let (len, mtime) = (meta.len(), meta.modified().ok());
+        if let Some(h) = self.entries.lock().unwrap().get(path)
+            && (h.len, h.mtime) == (len, mtime)
         {
-            return Ok(hex.clone());
+            return Ok(h.hex.clone());
         }
         // Hashed without the lock held: a second first request hashes too,
         // which costs time but nothing else.
@@ -150,10 +158,14 @@ impl Sha256Cache {
         }
         file.rewind()?;
         let hex = hex::encode(hasher.finalize());
-        self.entries
-            .lock()
-            .unwrap()
-            .insert(path.to_path_buf(), (key.0, key.1, hex.clone()));
+        self.entries.lock().unwrap().insert(
+            path.to_path_buf(),
+            Hashed {
+                len,
+                mtime,
+                hex: hex.clone(),
+            },
+        );
         Ok(hex)
     }
 }
