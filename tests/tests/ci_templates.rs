@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_yaml_ng::{Mapping, Value};
-use sreg_tests::{bin, workspace_root};
+use sreg_api::Reference;
+use sreg_api::client::Client;
+use sreg_tests::git_server::WorkRepo;
+use sreg_tests::{Server, bin, workspace_root};
 
 const REGISTRY: &str = "https://registry.example.org";
 const PROVIDERS: [&str; 5] = ["github", "gitlab", "circleci", "travis", "jenkins"];
@@ -668,4 +671,329 @@ fn the_pipelines_take_the_token_from_the_secret_store_and_push_only_from_the_bra
             "{rel}: {head}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The build scripts, run for real
+
+const HELLO: &str = "\
+Bootstrap: scratch
+
+%files
+    hello.txt /hello.txt
+
+%runscript
+    cat /hello.txt
+";
+
+/// A recipe repository in two commits: `base` holds `hello` and `other`;
+/// `head` changes `hello` and adds `broken`, whose %files source is missing.
+struct Recipes {
+    repo: WorkRepo,
+    base: String,
+    head: String,
+    /// `sreg` and a stand-in `sudo` (the test runs as root).
+    bin: tempfile::TempDir,
+}
+
+fn recipes() -> Recipes {
+    let repo = WorkRepo::new("https://git.example.org/lab/recipes.git");
+    repo.write("hello/Singularity", HELLO);
+    repo.write("hello/hello.txt", "hello\n");
+    repo.write("other/Singularity", &HELLO.replace("hello", "other"));
+    repo.write("other/other.txt", "other\n");
+    let base = repo.commit("two recipes");
+    repo.write(
+        "hello/Singularity",
+        &format!("{HELLO}\n%labels\n    Version 2\n"),
+    );
+    repo.write(
+        "broken/Singularity",
+        &HELLO.replace("hello.txt", "missing.txt"),
+    );
+    let head = repo.commit("hello 2, and a broken recipe");
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(sreg_tests::bin("sreg"), bin.path().join("sreg")).unwrap();
+    let sudo = bin.path().join("sudo");
+    std::fs::write(&sudo, "#!/bin/sh\nexec \"$@\"\n").unwrap();
+    std::fs::set_permissions(&sudo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    Recipes {
+        repo,
+        base,
+        head,
+        bin,
+    }
+}
+
+impl Recipes {
+    /// Runs `script` with `shell` in the repository, with only `env`, HOME
+    /// and a PATH that has `sreg` and `sudo` on it: what a CI job sees after
+    /// its install steps.
+    fn run(&self, shell: &[&str], script: &str, env: &[(&str, String)]) -> (bool, String) {
+        let home = tempfile::tempdir().unwrap();
+        let path = format!(
+            "{}:{}",
+            self.bin.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new(shell[0])
+            .args(&shell[1..])
+            .arg(script)
+            .current_dir(self.repo.path())
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", home.path())
+            .env("SREG_BIN", self.bin.path())
+            .env("SREG_BACKEND", "native")
+            .env("APPTAINER_CACHEDIR", home.path().join("apptainer-cache"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.repo.path().join("sreg-out").join(name)
+    }
+}
+
+/// The image `reference` on `server` as `token` sees it, if any.
+fn pushed(server: &Server, token: &str, reference: &str) -> Option<sreg_api::v1::BuildMetadata> {
+    let client = Client::new(&server.url, Some(token.to_owned())).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let image = rt
+        .block_on(client.image(&Reference::parse(reference).unwrap(), None))
+        .ok()?;
+    Some(image.build.expect("build metadata").metadata)
+}
+
+/// After a run that built `hello` and failed `broken`: what was said.
+fn assert_summary(provider: &str, ok: bool, log: &str) {
+    assert!(
+        !ok,
+        "{provider}: a failed recipe must fail the pipeline:\n{log}"
+    );
+    assert!(
+        log.contains("Failed: broken/Singularity(build)"),
+        "{provider}:\n{log}"
+    );
+    assert!(
+        log.contains("Succeeded: lab/hello:latest"),
+        "{provider}:\n{log}"
+    );
+    // Only the changed recipes: `other` was not built.
+    assert!(!log.contains("other/Singularity"), "{provider}:\n{log}");
+}
+
+#[test]
+fn gitlab_job_builds_the_changed_recipes_and_pushes_only_from_the_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--data-dir", "data"]);
+    let token = server.user_with_token("ci", false);
+    let r = recipes();
+    let doc = init("gitlab").yaml(".gitlab/sreg.gitlab-ci.yml");
+    let job = &doc["sreg"];
+    let script = script_text(&job["script"]);
+    let var = |v: &Value| v.as_str().unwrap().to_owned();
+    let push_for = |i: usize| var(&job["rules"][i]["variables"]["SREG_PUSH"]);
+    // GitLab runs the script with bash -eo pipefail.
+    let shell = ["bash", "-eo", "pipefail", "-c"];
+    let common = |push: String| {
+        vec![
+            ("GITLAB_CI", "true".to_owned()),
+            (
+                "CI_PROJECT_URL",
+                "https://gitlab.example.org/lab/recipes".to_owned(),
+            ),
+            (
+                "CI_JOB_URL",
+                "https://gitlab.example.org/lab/recipes/-/jobs/42".to_owned(),
+            ),
+            ("CI_COMMIT_SHA", r.head.clone()),
+            ("SREG_REGISTRY", server.url.clone()),
+            ("SREG_COLLECTION", var(&doc["variables"]["SREG_COLLECTION"])),
+            (
+                "SREG_BUILD_TIMEOUT",
+                var(&job["variables"]["SREG_BUILD_TIMEOUT"]),
+            ),
+            ("SREG_PUSH", push),
+        ]
+    };
+
+    // A merge request: builds and keeps the image, pushes nothing, even with
+    // a token at hand.
+    let mut env = common(push_for(0));
+    env.extend([
+        ("CI_PIPELINE_SOURCE", "merge_request_event".to_owned()),
+        ("CI_COMMIT_REF_NAME", "feature".to_owned()),
+        ("CI_MERGE_REQUEST_DIFF_BASE_SHA", r.base.clone()),
+        ("CI_COMMIT_BEFORE_SHA", "0".repeat(40)),
+        ("SREG_TOKEN", token.clone()),
+    ]);
+    let (ok, log) = r.run(&shell, &script, &env);
+    assert_summary("gitlab merge request", ok, &log);
+    assert!(r.out("lab_hello_latest.sif").is_file(), "{log}");
+    assert!(
+        !r.out("lab_hello_latest.build.json").exists(),
+        "the build record is not kept"
+    );
+    assert!(
+        pushed(&server, &token, "lab/hello:latest").is_none(),
+        "a merge request pushed"
+    );
+    std::fs::remove_dir_all(r.out("")).unwrap();
+
+    // A push to main without the secret: a clear error, nothing built.
+    let mut env = common(push_for(1));
+    env.extend([
+        ("CI_PIPELINE_SOURCE", "push".to_owned()),
+        ("CI_COMMIT_BRANCH", "main".to_owned()),
+        ("CI_COMMIT_REF_NAME", "main".to_owned()),
+        ("CI_COMMIT_BEFORE_SHA", r.base.clone()),
+    ]);
+    let (ok, log) = r.run(&shell, &script, &env);
+    assert!(
+        !ok && log.contains("SREG_TOKEN is not set")
+            && log.contains("Settings > CI/CD > Variables"),
+        "{log}"
+    );
+    assert!(!r.out("").exists(), "{log}");
+
+    // With it: the changed recipe is pushed with GitLab's metadata, the
+    // broken one fails the job without stopping it.
+    env.push(("SREG_TOKEN", token.clone()));
+    let (ok, log) = r.run(&shell, &script, &env);
+    assert_summary("gitlab push", ok, &log);
+    assert!(!log.contains(&token), "the token reached the log");
+    let meta = pushed(&server, &token, "lab/hello:latest").expect("lab/hello:latest pushed");
+    assert_eq!(meta.ci_provider.as_deref(), Some("gitlab"));
+    assert_eq!(
+        meta.ci_url.as_deref(),
+        Some("https://gitlab.example.org/lab/recipes/-/jobs/42")
+    );
+    assert_eq!(meta.commit.as_deref(), Some(r.head.as_str()));
+    assert_eq!(meta.branch.as_deref(), Some("main"));
+    assert!(pushed(&server, &token, "lab/other:latest").is_none());
+    // Published images are not kept as artifacts.
+    assert!(!r.out("lab_hello_latest.sif").exists());
+}
+
+#[test]
+fn circleci_and_travis_jobs_build_the_changed_recipes_and_push_only_from_the_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--data-dir", "data"]);
+    let token = server.user_with_token("ci", false);
+
+    // CircleCI: the build step, with the pipeline values CircleCI fills in.
+    let r = recipes();
+    let doc = init("circleci").yaml(".circleci/config.yml");
+    let steps = doc["jobs"]["sreg"]["steps"].as_sequence().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| script_text(s).contains("sreg build"))
+        .unwrap();
+    let script = script_text(step).replace("<< pipeline.git.base_revision >>", &r.base);
+    let environment = &doc["jobs"]["sreg"]["environment"];
+    let env = |publish: bool, branch: &str| {
+        vec![
+            ("CIRCLECI", "true".to_owned()),
+            ("CIRCLE_BRANCH", branch.to_owned()),
+            ("CIRCLE_SHA1", r.head.clone()),
+            (
+                "CIRCLE_BUILD_URL",
+                "https://circleci.com/gh/lab/recipes/7".to_owned(),
+            ),
+            (
+                "CIRCLE_REPOSITORY_URL",
+                "https://github.com/lab/recipes".to_owned(),
+            ),
+            ("SREG_REGISTRY", server.url.clone()),
+            ("SREG_TOKEN", token.clone()),
+            (
+                "SREG_COLLECTION",
+                environment["SREG_COLLECTION"].as_str().unwrap().to_owned(),
+            ),
+            (
+                "SREG_BUILD_TIMEOUT",
+                environment["SREG_BUILD_TIMEOUT"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            ("SREG_PUSH", publish.to_string()),
+        ]
+    };
+    let shell = ["bash", "-eo", "pipefail", "-c"];
+    let (ok, log) = r.run(&shell, &script, &env(false, "feature"));
+    assert_summary("circleci branch", ok, &log);
+    assert!(r.out("lab_hello_latest.sif").is_file(), "{log}");
+    assert!(
+        pushed(&server, &token, "lab/hello:latest").is_none(),
+        "a branch build pushed"
+    );
+    let (ok, log) = r.run(&shell, &script, &env(true, "main"));
+    assert_summary("circleci publish", ok, &log);
+    let meta = pushed(&server, &token, "lab/hello:latest").expect("pushed from CircleCI");
+    assert_eq!(meta.ci_provider.as_deref(), Some("circleci"));
+    assert_eq!(
+        meta.ci_url.as_deref(),
+        Some("https://circleci.com/gh/lab/recipes/7")
+    );
+
+    // Travis: its script (bash without -e), a pull request, then a push to main.
+    let r = recipes();
+    let doc = init("travis").yaml(".travis.yml");
+    let script = script_text(&doc["script"]);
+    let global: Vec<(String, String)> = doc["env"]["global"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            v.as_str()?
+                .split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let from_file = |name: &str| global.iter().find(|(k, _)| k == name).unwrap().1.clone();
+    let env = |pr: &str, branch: &str| {
+        vec![
+            ("TRAVIS", "true".to_owned()),
+            ("TRAVIS_PULL_REQUEST", pr.to_owned()),
+            ("TRAVIS_BRANCH", branch.to_owned()),
+            ("TRAVIS_COMMIT", r.head.clone()),
+            ("TRAVIS_COMMIT_RANGE", format!("{}...{}", r.base, r.head)),
+            ("TRAVIS_REPO_SLUG", "lab/recipes".to_owned()),
+            (
+                "TRAVIS_JOB_WEB_URL",
+                "https://app.travis-ci.com/lab/recipes/jobs/9".to_owned(),
+            ),
+            ("SREG_REGISTRY", server.url.clone()),
+            ("SREG_TOKEN", token.clone()),
+            ("SREG_COLLECTION", from_file("SREG_COLLECTION")),
+            ("SREG_BUILD_TIMEOUT", from_file("SREG_BUILD_TIMEOUT")),
+        ]
+    };
+    let (ok, log) = r.run(&["bash", "-c"], &script, &env("12", "main"));
+    assert_summary("travis pull request", ok, &log);
+    let before = pushed(&server, &token, "lab/hello:latest").unwrap();
+    assert_eq!(
+        before.ci_provider.as_deref(),
+        Some("circleci"),
+        "a pull request pushed"
+    );
+    let (ok, log) = r.run(&["bash", "-c"], &script, &env("false", "main"));
+    assert_summary("travis push", ok, &log);
+    let meta = pushed(&server, &token, "lab/hello:latest").unwrap();
+    assert_eq!(meta.ci_provider.as_deref(), Some("travis"));
+    assert_eq!(
+        meta.ci_url.as_deref(),
+        Some("https://app.travis-ci.com/lab/recipes/jobs/9")
+    );
+    assert!(pushed(&server, &token, "lab/other:latest").is_none());
 }
