@@ -823,7 +823,7 @@ impl LocalRunner {
         let scope = self.job_scope(state, inner.inputs.as_ref(), &inner.steps_ctx, inner.failed);
         for (name, spec) in obj(action.get("outputs")) {
             let value = match spec.get("value") {
-                Some(v) => expr::interpolate(&text_of(&v)?, &scope)?,
+                Some(v) => expr::interpolate(&text_of(v)?, &scope)?,
                 None => String::new(),
             };
             run.outputs.insert(name.clone(), value);
@@ -1059,7 +1059,7 @@ fn matrix_legs(strategy: Option<&Value>, scope: &Scope) -> Result<(Vec<Value>, b
     )?;
     let fail_fast = match strategy.get("fail-fast") {
         None => true,
-        Some(v) => expr::truthy(&expr::evaluate_value(&text_of(v)?, scope)?),
+        Some(v) => boolean(v, scope).map_err(|e| format!("strategy.fail-fast: {e}"))?,
     };
     let matrix = match strategy.get("matrix") {
         None => return Ok((vec![Value::Null], fail_fast)),
@@ -1099,11 +1099,278 @@ fn matrix_legs(strategy: Option<&Value>, scope: &Scope) -> Result<(Vec<Value>, b
     Ok((legs.into_iter().map(Value::Object).collect(), fail_fast))
 }
 
+/// A YAML boolean, or an expression giving one (or the text true/false).
+fn boolean(v: &Value, scope: &Scope) -> Result<bool, String> {
+    let evaluated = match v {
+        Value::String(s) => expr::evaluate_value(s, scope)?,
+        other => other.clone(),
+    };
+    match evaluated {
+        Value::Bool(b) => Ok(b),
+        Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
+        other => Err(format!("{other} is not a boolean")),
+    }
+}
+
 fn result_name(r: JobResult) -> &'static str {
     match r {
         JobResult::Success => "success",
         JobResult::Failure => "failure",
         JobResult::Skipped => "skipped",
         JobResult::Cancelled => "cancelled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(dir: &Path) -> LocalRunner {
+        LocalRunner::new(dir, "lab/recipes", Event::push("main", "a1", "b2"))
+    }
+
+    fn run(dir: &Path, yaml: &str) -> RunReport {
+        let wf: Value = serde_yaml_ng::from_str(yaml).unwrap();
+        runner(dir).run(&wf).unwrap()
+    }
+
+    #[test]
+    fn local_runner_file_commands_env_and_needs_matrix() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let report = run(
+            dir.path(),
+            r#"
+on: push
+env: {LEVEL: workflow, W: w}
+jobs:
+  second:
+    needs: first
+    strategy:
+      fail-fast: false
+      matrix:
+        t: ${{ fromJSON(needs.first.outputs.list) }}
+    name: leg ${{ matrix.t.n }}
+    env: {LEVEL: job}
+    steps:
+      - run: test "$LEVEL/$W/${FROM_ENV:-}" = "job/w/" && echo "leg $N" >> "$GITHUB_STEP_SUMMARY"
+        env: {N: "${{ matrix.t.n }}"}
+      - run: test "$(cat marker)" = here
+        working-directory: sub
+      - run: mytool
+  first:
+    outputs:
+      list: ${{ steps.s.outputs.list }}
+      text: ${{ steps.s.outputs.text }}
+    steps:
+      - id: s
+        run: |
+          echo 'list=[{"n":1},{"n":2}]' >> "$GITHUB_OUTPUT"
+          printf 'text<<EOF\nline 1\nline 2\nEOF\n' >> "$GITHUB_OUTPUT"
+          echo FROM_ENV=set >> "$GITHUB_ENV"
+          mkdir -p "$RUNNER_TEMP/bin" && printf '#!/bin/sh\necho tool ran\n' > "$RUNNER_TEMP/bin/mytool"
+          chmod +x "$RUNNER_TEMP/bin/mytool" && echo "$RUNNER_TEMP/bin" >> "$GITHUB_PATH"
+          echo here > sub/marker
+          test "$GITHUB_EVENT_NAME/$GITHUB_SHA/$GITHUB_REF_NAME/$RUNNER_OS" = push/b2/main/Linux
+      - run: test "$FROM_ENV" = set && mytool
+"#,
+        );
+        let r = report.render();
+        assert_eq!(report.jobs[0].id, "first", "needs order");
+        assert_eq!(report.jobs[0].result, JobResult::Success, "{r}");
+        assert_eq!(report.jobs[0].outputs["text"], "line 1\nline 2");
+        let legs = report.runs_of("second");
+        assert_eq!(
+            legs.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+            ["leg 1", "leg 2"]
+        );
+        assert_eq!(legs[1].steps[0].summary, "leg 2\n");
+        for leg in &legs {
+            assert_eq!(leg.steps[0].outcome, StepOutcome::Success, "{r}");
+            assert_eq!(leg.steps[1].outcome, StepOutcome::Success, "{r}");
+        }
+        // GITHUB_ENV and GITHUB_PATH are per job leg, as on GitHub.
+        assert!(
+            matches!(legs[0].steps[2].outcome, StepOutcome::Failure(_)),
+            "{}",
+            report.render()
+        );
+    }
+
+    #[test]
+    fn local_runner_failures_conditions_and_fail_fast() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = run(
+            dir.path(),
+            r#"
+on: push
+jobs:
+  a:
+    strategy:
+      fail-fast: false
+      matrix: {x: [ok, bad, ok2]}
+    steps:
+      - run: test "${{ matrix.x }}" != bad
+      - run: echo after
+      - if: failure()
+        run: echo cleanup
+  b:
+    strategy:
+      matrix: {x: [bad, ok]}
+    steps:
+      - run: test "${{ matrix.x }}" != bad
+  c:
+    needs: a
+    steps:
+      - run: echo never
+  d:
+    needs: a
+    if: always() && needs.a.result == 'failure'
+    steps:
+      - uses: actions/cache@v4
+      - uses: actions/checkout@v4
+"#,
+        );
+        assert!(!report.success());
+        let a = report.runs_of("a");
+        let results: Vec<JobResult> = a.iter().map(|j| j.result).collect();
+        assert_eq!(
+            results,
+            [JobResult::Success, JobResult::Failure, JobResult::Success]
+        );
+        assert_eq!(a[1].steps[1].outcome, StepOutcome::Skipped);
+        assert_eq!(a[1].steps[2].outcome, StepOutcome::Success);
+        assert_eq!(a[0].steps[2].outcome, StepOutcome::Skipped);
+        let b: Vec<JobResult> = report.runs_of("b").iter().map(|j| j.result).collect();
+        assert_eq!(b, [JobResult::Failure, JobResult::Cancelled]);
+        assert_eq!(report.runs_of("c")[0].result, JobResult::Skipped);
+        let d = report.runs_of("d")[0];
+        assert_eq!(d.result, JobResult::Success);
+        assert_eq!(
+            d.steps[0].outcome,
+            StepOutcome::RemoteActionNotRun("actions/cache@v4".into())
+        );
+        assert_eq!(d.steps[1].outcome, StepOutcome::CheckoutStandIn);
+        assert_eq!(report.not_run(), ["actions/cache@v4"]);
+    }
+
+    #[test]
+    fn local_runner_composite_action_inputs_outputs_and_nesting() {
+        let dir = tempfile::tempdir().unwrap();
+        let action = dir.path().join(".github/actions/greet");
+        fs::create_dir_all(&action).unwrap();
+        fs::write(
+            action.join("action.yml"),
+            r#"
+name: greet
+description: d
+inputs:
+  who: {description: w, required: true}
+  greeting: {description: g, default: hello}
+outputs:
+  said:
+    description: s
+    value: ${{ steps.say.outputs.said || 'nothing' }}
+runs:
+  using: composite
+  steps:
+    - id: say
+      shell: bash
+      env: {WHO: "${{ inputs.who }}", G: "${{ inputs.greeting }}"}
+      run: |
+        test "$CALLER" = yes
+        test -f "$GITHUB_ACTION_PATH/action.yml"
+        echo "said=$G $WHO" >> "$GITHUB_OUTPUT"
+"#,
+        )
+        .unwrap();
+        let report = run(
+            dir.path(),
+            r#"
+on: push
+jobs:
+  j:
+    steps:
+      - id: g
+        uses: ./.github/actions/greet
+        env: {CALLER: "yes"}
+        with: {who: "${{ github.repository }}"}
+      - run: test "${{ steps.g.outputs.said }}" = "hello lab/recipes"
+      - uses: ./.github/actions/greet
+        with: {who: x, typo: y}
+      - if: always()
+        uses: ./.github/actions/greet
+"#,
+        );
+        let steps = &report.jobs[0].steps;
+        assert_eq!(
+            steps[0].outcome,
+            StepOutcome::Success,
+            "{}",
+            report.render()
+        );
+        assert_eq!(steps[0].steps.len(), 1);
+        assert_eq!(
+            steps[1].outcome,
+            StepOutcome::Success,
+            "{}",
+            report.render()
+        );
+        let typo = format!("{:?}", steps[2].outcome);
+        assert!(typo.contains("unexpected input \\\"typo\\\""), "{typo}");
+        let missing = format!("{:?}", steps[3].outcome);
+        assert!(missing.contains("\\\"who\\\" is required"), "{missing}");
+    }
+
+    #[test]
+    fn local_runner_refuses_what_it_does_not_support() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = run(
+            dir.path(),
+            r#"
+on: push
+jobs:
+  c:
+    container: debian
+    steps: [{run: "true"}]
+  s:
+    steps:
+      - {run: "true", shell: pwsh}
+      - {run: "true", continue-on-error: true}
+      - {if: "always()", run: "echo ${{ contains(github.ref, 'x') }}"}
+  m:
+    strategy: {matrix: {include: [{a: 1}]}}
+    steps: [{run: "true"}]
+"#,
+        );
+        let render = report.render();
+        assert!(
+            render.contains("\"container\" is not supported"),
+            "{render}"
+        );
+        assert!(render.contains("runs bash only"), "{render}");
+        assert!(
+            render.contains("\"continue-on-error\" is not supported"),
+            "{render}"
+        );
+        assert!(render.contains("contains(github.ref, 'x')"), "{render}");
+        assert!(render.contains("matrix include: not supported"), "{render}");
+        assert!(!report.success());
+    }
+
+    #[test]
+    fn file_command_forms() {
+        let kv = parse_key_values("a=1\n\nb=x=y\nc<<EOT\nl1\n\nl3\nEOT\nd=\n", "t").unwrap();
+        assert_eq!(
+            kv,
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "x=y".into()),
+                ("c".into(), "l1\n\nl3".into()),
+                ("d".into(), String::new()),
+            ]
+        );
+        assert!(parse_key_values("c<<EOT\nnever closed\n", "t").is_err());
+        assert!(parse_key_values("no equals sign\n", "t").is_err());
     }
 }
