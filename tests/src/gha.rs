@@ -432,7 +432,9 @@ impl LocalRunner {
         ) {
             return vec![failed_run(e, Value::Null)];
         }
-        let job_scope = self.scope(
+        // As on GitHub, a job's `if:` and `strategy` see github, needs and
+        // vars, not env, matrix, steps or secrets.
+        let mut job_scope = self.scope(
             wf_env,
             &Value::Null,
             &needs,
@@ -440,6 +442,9 @@ impl LocalRunner {
             &Map::new(),
             needs_failed,
         );
+        for hidden in ["env", "matrix", "steps", "secrets", "runner"] {
+            job_scope.contexts.remove(hidden);
+        }
         let run = match job.get("if") {
             None => !needs_failed,
             Some(cond) => match text_of(cond).and_then(|c| expr::condition(&c, &job_scope)) {
@@ -672,11 +677,23 @@ impl LocalRunner {
                 let uses = text_of(uses)?;
                 if let Some(rel) = uses.strip_prefix("./") {
                     self.run_composite(rel, step, step_env, frame, state, run)
-                } else if uses.starts_with("actions/checkout@") {
-                    run.outcome = StepOutcome::CheckoutStandIn;
-                    Ok(())
                 } else {
-                    run.outcome = StepOutcome::RemoteActionNotRun(uses);
+                    // Evaluated as GitHub would before starting the action,
+                    // so that a bad expression fails here too.
+                    let scope = self.job_scope(
+                        state,
+                        frame.inputs.as_ref(),
+                        &frame.steps_ctx,
+                        frame.failed,
+                    );
+                    for v in obj(step.get("with")).values() {
+                        expr::interpolate(&text_of(v)?, &scope)?;
+                    }
+                    run.outcome = if uses.starts_with("actions/checkout@") {
+                        StepOutcome::CheckoutStandIn
+                    } else {
+                        StepOutcome::RemoteActionNotRun(uses)
+                    };
                     Ok(())
                 }
             }
@@ -1341,6 +1358,13 @@ jobs:
   m:
     strategy: {matrix: {include: [{a: 1}]}}
     steps: [{run: "true"}]
+  e:
+    if: env.LEVEL == 'x'
+    steps: [{run: "true"}]
+  w:
+    steps:
+      - uses: actions/cache@v4
+        with: {key: "${{ hashFiles() }}"}
 "#,
         );
         let render = report.render();
@@ -1355,6 +1379,14 @@ jobs:
         );
         assert!(render.contains("contains(github.ref, 'x')"), "{render}");
         assert!(render.contains("matrix include: not supported"), "{render}");
+        assert!(
+            render.contains("the env context is not available here"),
+            "{render}"
+        );
+        assert!(
+            render.contains("hashFiles() needs at least one pattern"),
+            "{render}"
+        );
         assert!(!report.success());
     }
 

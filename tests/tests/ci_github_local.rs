@@ -131,6 +131,31 @@ fn wait_for_client_downloads(server: &Server) {
     );
 }
 
+/// Files under `dir` (up to 8 MB each; the sreg binary is skipped) whose
+/// bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                todo.push(entry.path());
+            } else if meta.is_file()
+                && meta.len() <= 8 << 20
+                && std::fs::read(entry.path())
+                    .unwrap()
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+            {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
 fn assert_ok(report: &RunReport) {
     assert!(
         report.success(),
@@ -257,6 +282,12 @@ fn local_runner_push_builds_the_changed_recipe_and_pushes_it_with_the_ci_metadat
     for s in report.all_steps() {
         assert!(!s.summary.contains(&fx.token));
         assert!(s.outputs.values().all(|v| !v.contains(&fx.token)));
+    }
+    // Nor in any file the run left: the scripts as run, the build record and
+    // log beside the image, the workspace.
+    for dir in [runner.runner_temp(), fx.repo.path().to_path_buf()] {
+        let found = files_containing(&dir, fx.token.as_bytes());
+        assert!(found.is_empty(), "the token is in {found:?}");
     }
 }
 
