@@ -66,6 +66,30 @@ impl Server {
             .expect("run sreg-server")
     }
 
+    /// As [`Server::admin`], with `stdin` written to the command's input
+    /// (e.g. `admin user passwd NAME`).
+    pub fn admin_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin("sreg-server"))
+            .args(args)
+            .args(&self.registry_args)
+            .current_dir(&self.cwd)
+            .env_remove("SREG_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sreg-server");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait for sreg-server")
+    }
+
     /// Creates a user (admin or not) and returns a new token for it.
     pub fn user_with_token(&self, name: &str, admin: bool) -> String {
         let mut add = vec!["admin", "user", "add", name];

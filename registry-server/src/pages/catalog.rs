@@ -264,6 +264,7 @@ pub async fn collection(
             "created_at": c.created_at,
             "downloads": c.downloads,
             "bytes": stats.bytes(),
+            "container_count": items.len(),
             "containers": items,
         }),
     )
