@@ -436,6 +436,67 @@ fn repeated_failures_block_sign_in_for_that_account() {
 }
 
 #[test]
+fn many_failures_from_one_address_block_it_for_every_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--data-dir", "data"]);
+    server.user_with_token("alice", false);
+    set_password(&server, "alice", "alice password ok");
+    let c = browser();
+    // Four tries each at five names: no account reaches its own limit.
+    for i in 0..20 {
+        let (status, _, _) = sign_in(&c, &server, &format!("user{}", i % 5), "guess");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let (status, _, page) = sign_in(&c, &server, "alice", "alice password ok");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert!(page.contains("from your address"), "{page}");
+}
+
+#[test]
+fn session_cookies_are_secure_behind_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--data-dir",
+            "data",
+            "--public-url",
+            "https://registry.example.org",
+        ],
+    );
+    server.user_with_token("alice", false);
+    set_password(&server, "alice", "alice password ok");
+    // A cookie store would (rightly) not send Secure cookies over plain
+    // http, so this client carries the form cookie itself.
+    let c = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/login", server.url)).send().unwrap();
+    let csrf_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(csrf_cookie.contains("; Secure"), "{csrf_cookie}");
+    let pair = csrf_cookie.split(';').next().unwrap().to_string();
+    let token = csrf_of(&r.text().unwrap());
+    let r = c
+        .post(format!("{}/login", server.url))
+        .header("Cookie", pair)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "alice"),
+            ("password", "alice password ok"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(session.starts_with("sreg_session="), "{session}");
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+}
+
+#[test]
 fn registration_follows_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     // Closed (the default): the page says whom to ask, and posting fails.

@@ -239,6 +239,53 @@ mod tests {
         assert_eq!(cookie_value(&h, "nope"), None);
     }
 
+    #[tokio::test]
+    async fn sessions_end_at_their_expiry_on_logout_and_when_the_user_is_disabled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = crate::db::Database::connect(&format!("sqlite://{}/t.db", tmp.path().display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let p = &db.pool;
+        let alice = accounts::create_user(p, "alice", "", false).await.unwrap();
+        let id = create(p, alice.id).await.unwrap();
+        let stored: String = sqlx::query_scalar("SELECT id_hash FROM sessions")
+            .fetch_one(p)
+            .await
+            .unwrap();
+        assert_eq!(stored, hash(&id), "only the hash is stored");
+        assert_eq!(
+            user_of_session(p, &id).await.unwrap().unwrap().name,
+            "alice"
+        );
+        assert!(user_of_session(p, "guessed").await.unwrap().is_none());
+
+        sqlx::query("UPDATE sessions SET expires_at = $1")
+            .bind(now_ms() - 1)
+            .execute(p)
+            .await
+            .unwrap();
+        assert!(user_of_session(p, &id).await.unwrap().is_none(), "expired");
+
+        let id = create(p, alice.id).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(p)
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "expired sessions are swept");
+        sqlx::query("UPDATE users SET active = 0")
+            .execute(p)
+            .await
+            .unwrap();
+        assert!(user_of_session(p, &id).await.unwrap().is_none(), "disabled");
+        sqlx::query("UPDATE users SET active = 1")
+            .execute(p)
+            .await
+            .unwrap();
+        end(p, &id).await.unwrap();
+        assert!(user_of_session(p, &id).await.unwrap().is_none(), "ended");
+    }
+
     #[test]
     fn session_ids_are_long_and_stored_hashed() {
         let id = new_secret();
