@@ -31,7 +31,6 @@ pub struct Context {
     pub apptainer_version: String,
     pub sreg_version: &'static str,
     pub token_secret: &'static str,
-    pub install_url: String,
 }
 
 /// The secret every pipeline reads the registry token from.

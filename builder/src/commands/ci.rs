@@ -48,11 +48,6 @@ pub fn init(args: &CiInitArgs) -> Result<()> {
         apptainer_version: apptainer_version(&args.apptainer_version)?,
         sreg_version: env!("CARGO_PKG_VERSION"),
         token_secret: TOKEN_SECRET,
-        install_url: String::new(),
-    };
-    let context = Context {
-        install_url: format!("{}/install.sh", context.registry),
-        ..context
     };
 
     let mut plan = Vec::new();
@@ -327,7 +322,6 @@ mod tests {
             apptainer_version: "1.4.1".into(),
             sreg_version: "0.0.0",
             token_secret: TOKEN_SECRET,
-            install_url: "https://reg.example.org/install.sh".into(),
         };
         for provider in [
             CiProvider::Github,
