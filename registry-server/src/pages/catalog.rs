@@ -34,30 +34,48 @@ impl CollectionStats {
     }
 }
 
-/// The counts of every collection (the caller filters by visibility).
-pub async fn stats(db: &AnyPool) -> Result<HashMap<i64, CollectionStats>> {
+/// The counts of every collection, or of one (the caller filters by
+/// visibility).
+pub async fn stats(db: &AnyPool, only: Option<i64>) -> Result<HashMap<i64, CollectionStats>> {
+    // The filter is fixed text; the collection id is always bound.
+    let filter = if only.is_some() {
+        "AND k.collection_id = $1"
+    } else {
+        ""
+    };
     let mut out: HashMap<i64, CollectionStats> = HashMap::new();
-    let containers: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT collection_id, COUNT(*) FROM containers GROUP BY collection_id")
-            .fetch_all(db)
-            .await?;
+    let containers: Vec<(i64, i64)> = bind_only(
+        sqlx::query_as(&format!(
+            "SELECT k.collection_id, COUNT(*) FROM containers k WHERE 1 = 1 {filter}
+             GROUP BY k.collection_id"
+        )),
+        only,
+    )
+    .fetch_all(db)
+    .await?;
     for (c, n) in containers {
         out.entry(c).or_default().containers = n;
     }
-    let images: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT k.collection_id, COUNT(*) FROM images i JOIN containers k ON k.id = i.container_id
-         WHERE i.uploaded = 1 GROUP BY k.collection_id",
+    let images: Vec<(i64, i64)> = bind_only(
+        sqlx::query_as(&format!(
+            "SELECT k.collection_id, COUNT(*) FROM images i JOIN containers k ON k.id = i.container_id
+             WHERE i.uploaded = 1 {filter} GROUP BY k.collection_id"
+        )),
+        only,
     )
     .fetch_all(db)
     .await?;
     for (c, n) in images {
         out.entry(c).or_default().images = n;
     }
-    let blobs: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT DISTINCT k.collection_id, b.digest, b.size
-         FROM images i JOIN containers k ON k.id = i.container_id
-         JOIN blobs b ON b.digest = i.blob_digest
-         WHERE i.uploaded = 1",
+    let blobs: Vec<(i64, String, i64)> = bind_only(
+        sqlx::query_as(&format!(
+            "SELECT DISTINCT k.collection_id, b.digest, b.size
+             FROM images i JOIN containers k ON k.id = i.container_id
+             JOIN blobs b ON b.digest = i.blob_digest
+             WHERE i.uploaded = 1 {filter}"
+        )),
+        only,
     )
     .fetch_all(db)
     .await?;
@@ -65,6 +83,16 @@ pub async fn stats(db: &AnyPool) -> Result<HashMap<i64, CollectionStats>> {
         out.entry(c).or_default().digests.insert(digest, size);
     }
     Ok(out)
+}
+
+fn bind_only<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    only: Option<i64>,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
+    match only {
+        Some(id) => q.bind(id),
+        None => q,
+    }
 }
 
 /// Registry-wide totals over the given (visible) collections.
@@ -164,7 +192,7 @@ pub async fn collections(
     v: Visitor,
 ) -> std::result::Result<Response, PageError> {
     let visible = visible_collections(&state, &v.caller).await?;
-    let stats = stats(&state.db.pool).await?;
+    let stats = stats(&state.db.pool, None).await?;
     let rows: Vec<CollectionRow> = visible
         .into_iter()
         .map(|c| {
@@ -222,7 +250,10 @@ pub async fn collection(
 ) -> std::result::Result<Response, PageError> {
     let db = &state.db.pool;
     let c = visible_collection(db, &v.caller, &entity, &name).await?;
-    let stats = stats(db).await?.remove(&c.id).unwrap_or_default();
+    let stats = stats(db, Some(c.id))
+        .await?
+        .remove(&c.id)
+        .unwrap_or_default();
     let stars: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
         "SELECT s.container_id, COUNT(*) FROM stars s JOIN containers k ON k.id = s.container_id
          WHERE k.collection_id = $1 GROUP BY s.container_id",

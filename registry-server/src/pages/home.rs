@@ -15,7 +15,7 @@ const LIST_LEN: usize = 10;
 pub async fn home(State(state): State<AppState>, v: Visitor) -> Result<Response, PageError> {
     let db = &state.db.pool;
     let visible = visible_collections(&state, &v.caller).await?;
-    let totals = totals(&visible, &stats(db).await?);
+    let totals = totals(&visible, &stats(db, None).await?);
     let recent = containers_by(db, &visible, "k.updated_at DESC", false, LIST_LEN).await?;
     let popular = containers_by(db, &visible, "k.downloads DESC", true, LIST_LEN).await?;
     render(
